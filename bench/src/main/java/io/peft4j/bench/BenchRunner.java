@@ -1,0 +1,513 @@
+package io.peft4j.bench;
+
+import io.peft4j.backend.Backend;
+import java.io.IOException;
+import java.io.InputStream;
+import java.io.PrintStream;
+import java.net.URISyntaxException;
+import java.nio.charset.StandardCharsets;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.time.LocalDateTime;
+import java.time.format.DateTimeFormatter;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.Collection;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.concurrent.TimeUnit;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.openjdk.jmh.infra.BenchmarkParams;
+import org.openjdk.jmh.infra.IterationParams;
+import org.openjdk.jmh.results.BenchmarkResult;
+import org.openjdk.jmh.results.IterationResult;
+import org.openjdk.jmh.results.Result;
+import org.openjdk.jmh.results.RunResult;
+import org.openjdk.jmh.runner.Runner;
+import org.openjdk.jmh.runner.format.OutputFormat;
+import org.openjdk.jmh.runner.format.OutputFormatFactory;
+import org.openjdk.jmh.runner.options.ChainedOptionsBuilder;
+import org.openjdk.jmh.runner.options.OptionsBuilder;
+import org.openjdk.jmh.runner.options.TimeValue;
+import org.openjdk.jmh.runner.options.VerboseMode;
+
+/**
+ * Runs the peft4j JMH benchmarks and prints one table: each figure in its natural unit beside
+ * the ceiling measured in the same run (FMA peak, copy bandwidth, C sgemm, base layer) and the
+ * ratio to it.
+ *
+ * <pre>
+ * java --enable-native-access=ALL-UNNAMED -jar bench/target/benchmarks.jar [-quick] [-v] [REGEX]
+ * </pre>
+ * REGEX selects benchmarks by full name (e.g. {@code LowRank}); -quick is a short smoke run;
+ * -v shows JMH's own output (otherwise it goes to bench/target/jmh-output.log). The C sgemm is
+ * found via -Dpeft4j.sgemm.bench / PEFT4J_SGEMM_BENCH, else in java-api/target/native-build/bin.
+ */
+public final class BenchRunner {
+    private static final String PKG = "io.peft4j.bench.";
+    private static final double GIGA = 1e9;
+
+    private BenchRunner() {}
+
+    public static void main(String[] args) throws Exception {
+        boolean quick = false, verbose = false;
+        String filter = null;
+        for (String a : args) {
+            switch (a) {
+                case "-quick", "--quick" -> quick = true;
+                case "-v", "--verbose" -> verbose = true;
+                case "-h", "-help", "--help" -> {
+                    usage(System.out);
+                    return;
+                }
+                default -> {
+                    if (a.startsWith("-")) {
+                        System.err.println("unknown option " + a);
+                        usage(System.err);
+                        System.exit(2);
+                    }
+                    if (filter != null) {
+                        System.err.println("only one REGEX argument is accepted (got '" + filter + "' and '" + a + "')");
+                        System.exit(2);
+                    }
+                    filter = a;
+                }
+            }
+        }
+
+        Path outDir = outputDir();
+        Files.createDirectories(outDir);
+        String loadBefore = loadAverage();
+
+        ChainedOptionsBuilder ob = new OptionsBuilder()
+                .include(Pattern.quote(PKG) + ".*" + (filter == null ? "" : "(?:" + filter + ")"))
+                .forks(1)
+                .threads(1)
+                .shouldFailOnError(true)
+                .jvmArgsAppend(forkJvmArgs());
+        if (quick) {
+            ob.warmupIterations(1).warmupTime(TimeValue.milliseconds(500))
+              .measurementIterations(2).measurementTime(TimeValue.milliseconds(500));
+        } else {
+            ob.warmupIterations(2).warmupTime(TimeValue.seconds(2))
+              .measurementIterations(4).measurementTime(TimeValue.seconds(2));
+        }
+
+        Path log = outDir.resolve("jmh-output.log");
+        Collection<RunResult> results;
+        try (PrintStream logStream = new PrintStream(Files.newOutputStream(log), true, StandardCharsets.UTF_8)) {
+            OutputFormat jmhOut = verbose
+                    ? OutputFormatFactory.createFormatInstance(unclosable(System.out), VerboseMode.NORMAL)
+                    : new Progress(OutputFormatFactory.createFormatInstance(logStream, VerboseMode.NORMAL), System.out);
+            if (!verbose) System.out.println("peft4j bench" + (quick ? " (quick)" : "") + ": JMH output in " + log);
+            results = new Runner(ob.build(), jmhOut).run();
+        }
+
+        // The same sgemm from C, right after the JMH runs, when it is selected.
+        CSgemm cSgemm = null;
+        boolean wantSgemm = filter == null || Pattern.compile(filter).matcher(PKG + "SgemmBench.sgemm").find();
+        if (wantSgemm) cSgemm = runCSgemm(quick ? 3 : 10);
+
+        String loadAfter = loadAverage();
+        Table table = buildTable(results, cSgemm);
+        List<String> header = header(quick, loadBefore, loadAfter);
+
+        System.out.println();
+        header.forEach(System.out::println);
+        System.out.println();
+        System.out.print(table.text());
+
+        Path md = outDir.resolve("bench-results.md");
+        StringBuilder sb = new StringBuilder("# peft4j benchmark results\n\n");
+        for (String h : header) sb.append("- ").append(h).append('\n');
+        sb.append('\n').append(table.markdown());
+        Files.writeString(md, sb.toString(), StandardCharsets.UTF_8);
+        System.out.println("\nwritten: " + md);
+    }
+
+    /** System.out for JMH, which closes its output stream at the end of a run. */
+    private static PrintStream unclosable(PrintStream target) {
+        return new PrintStream(new java.io.OutputStream() {
+            @Override
+            public void write(int b) {
+                target.write(b);
+            }
+
+            @Override
+            public void write(byte[] b, int off, int len) {
+                target.write(b, off, len);
+            }
+
+            @Override
+            public void flush() {
+                target.flush();
+            }
+
+            @Override
+            public void close() {
+                target.flush();
+            }
+        }, true, StandardCharsets.UTF_8);
+    }
+
+    private static void usage(PrintStream out) {
+        out.println("usage: benchmarks.jar [-quick] [-v] [REGEX]");
+        out.println("  REGEX   run only benchmarks whose full name matches (e.g. LowRank, 'Sgemm|Ceiling')");
+        out.println("  -quick  short smoke run (1 warmup + 2 measurement iterations of 0.5 s)");
+        out.println("  -v      show JMH's own output instead of writing it to bench/target/jmh-output.log");
+    }
+
+    /** JVM flags for the forked benchmark JVMs: native access, and any -Dpeft4j.* settings. */
+    private static String[] forkJvmArgs() {
+        List<String> a = new ArrayList<>(List.of("--enable-native-access=ALL-UNNAMED",
+                "--sun-misc-unsafe-memory-access=allow", "-Xmx1g"));
+        for (String k : System.getProperties().stringPropertyNames()) {
+            if (k.startsWith("peft4j.")) a.add("-D" + k + "=" + System.getProperty(k));
+        }
+        return a.toArray(String[]::new);
+    }
+
+    /** bench/target (next to benchmarks.jar), or -Dpeft4j.bench.out. */
+    private static Path outputDir() {
+        String p = System.getProperty("peft4j.bench.out");
+        if (p != null && !p.isBlank()) return Path.of(p);
+        Path jar = jarPath();
+        if (jar != null && Files.isRegularFile(jar)) return jar.getParent();
+        return Path.of("bench", "target");
+    }
+
+    private static Path jarPath() {
+        try {
+            return Path.of(BenchRunner.class.getProtectionDomain().getCodeSource().getLocation().toURI()).toAbsolutePath();
+        } catch (URISyntaxException | RuntimeException e) {
+            return null;
+        }
+    }
+
+    // ---- the C sgemm ----
+
+    record CSgemm(double gflops, String detail) {}
+
+    private static CSgemm runCSgemm(int reps) {
+        Path exe = findSgemmBench();
+        if (exe == null) {
+            return new CSgemm(Double.NaN, "p4j_sgemm_bench not found (set -Dpeft4j.sgemm.bench or PEFT4J_SGEMM_BENCH)");
+        }
+        List<String> cmd = List.of(exe.toString(), Long.toString(SgemmBench.M), Long.toString(SgemmBench.N),
+                Long.toString(SgemmBench.K), Integer.toString(reps));
+        System.out.println("running " + String.join(" ", cmd));
+        try {
+            ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
+            String threads = System.getProperty("peft4j.threads", System.getenv("PEFT4J_THREADS"));
+            if (threads != null && !threads.isBlank() && !threads.trim().equals("0")) {
+                pb.environment().put("OMP_NUM_THREADS", threads.trim());
+            }
+            Process p = pb.start();
+            String out;
+            try (InputStream in = p.getInputStream()) {
+                out = new String(in.readAllBytes(), StandardCharsets.UTF_8);
+            }
+            if (!p.waitFor(10, TimeUnit.MINUTES)) {
+                p.destroyForcibly();
+                return new CSgemm(Double.NaN, exe + " timed out");
+            }
+            Matcher m = Pattern.compile("sgemm_c\\s+\\d+\\s+\\d+\\s+\\d+\\s+gflops=([0-9.eE+-]+)").matcher(out);
+            if (p.exitValue() != 0 || !m.find()) {
+                return new CSgemm(Double.NaN, exe + " exited " + p.exitValue() + ": " + out.strip());
+            }
+            return new CSgemm(Double.parseDouble(m.group(1)), exe.toString());
+        } catch (IOException e) {
+            return new CSgemm(Double.NaN, exe + ": " + e.getMessage());
+        } catch (InterruptedException e) {
+            Thread.currentThread().interrupt();
+            return new CSgemm(Double.NaN, "interrupted");
+        }
+    }
+
+    private static Path findSgemmBench() {
+        String exe = "p4j_sgemm_bench";
+        List<Path> candidates = new ArrayList<>();
+        String explicit = System.getProperty("peft4j.sgemm.bench", System.getenv("PEFT4J_SGEMM_BENCH"));
+        if (explicit != null && !explicit.isBlank()) {
+            Path p = Path.of(explicit);
+            return Files.isDirectory(p) ? p.resolve(exe) : p;
+        }
+        Path rel = Path.of("java-api", "target", "native-build", "bin", exe);
+        Path jar = jarPath();
+        if (jar != null && jar.getParent() != null && jar.getParent().getParent() != null) {
+            Path root = jar.getParent().getParent().getParent(); // bench/target/benchmarks.jar -> repo root
+            if (root != null) candidates.add(root.resolve(rel));
+        }
+        candidates.add(rel.toAbsolutePath());
+        String nativeDir = System.getProperty("peft4j.native.dir", System.getenv("PEFT4J_NATIVE_DIR"));
+        if (nativeDir != null && !nativeDir.isBlank()) {
+            candidates.add(Path.of(nativeDir, exe));
+            candidates.add(Path.of(nativeDir, "bin", exe));
+        }
+        for (String dir : System.getenv().getOrDefault("PATH", "").split(java.io.File.pathSeparator)) {
+            if (!dir.isBlank()) candidates.add(Path.of(dir, exe));
+        }
+        for (Path c : candidates) {
+            if (Files.isRegularFile(c) && Files.isExecutable(c)) return c.normalize();
+        }
+        return null;
+    }
+
+    // ---- the table ----
+
+    /** A JMH figure converted to its natural unit, with its error. */
+    record Figure(double value, double error) {
+        static final Figure MISSING = new Figure(Double.NaN, Double.NaN);
+
+        boolean present() {
+            return !Double.isNaN(value);
+        }
+
+        /** From a time per call (ms/op) to a rate work/s (work in units of 1e9). */
+        static Figure rate(Result<?> r, double work) {
+            double ms = r.getScore(), err = r.getScoreError();
+            double v = work / (ms * 1e-3) / GIGA;
+            double e = Double.isNaN(err) ? Double.NaN : v * err / ms;
+            return new Figure(v, e);
+        }
+
+        static Figure millis(Result<?> r) {
+            return new Figure(r.getScore(), r.getScoreError());
+        }
+    }
+
+    record Row(String name, Figure figure, String unit, String ceiling, double ratio, String target) {}
+
+    record Table(List<Row> rows) {
+        private static final String[] HEAD = {"benchmark", "figure", "unit", "ceiling", "ratio", "target"};
+
+        private static String[] cells(Row r) {
+            String fig = !r.figure().present() ? "n/a"
+                    : fmt(r.figure().value()) + (Double.isNaN(r.figure().error()) || r.figure().error() == 0
+                    ? "" : " ± " + fmt(r.figure().error()));
+            return new String[] {r.name(), fig, r.unit(), r.ceiling(),
+                    Double.isNaN(r.ratio()) ? "" : String.format(Locale.ROOT, "%.3f", r.ratio()), r.target()};
+        }
+
+        String text() {
+            List<String[]> all = new ArrayList<>();
+            all.add(HEAD);
+            for (Row r : rows) all.add(cells(r));
+            int[] w = new int[HEAD.length];
+            for (String[] c : all) for (int i = 0; i < c.length; i++) w[i] = Math.max(w[i], c[i].length());
+            StringBuilder sb = new StringBuilder();
+            for (int k = 0; k < all.size(); k++) {
+                String[] c = all.get(k);
+                for (int i = 0; i < c.length; i++) {
+                    boolean num = i == 1 || i == 4;
+                    String cell = num && k > 0 ? pad(c[i], w[i], true) : pad(c[i], w[i], false);
+                    sb.append(i == 0 ? "" : " | ").append(cell);
+                }
+                sb.append('\n');
+                if (k == 0) {
+                    for (int i = 0; i < w.length; i++) sb.append(i == 0 ? "" : "-+-").append("-".repeat(w[i]));
+                    sb.append('\n');
+                }
+            }
+            return sb.toString();
+        }
+
+        String markdown() {
+            StringBuilder sb = new StringBuilder("| " + String.join(" | ", HEAD) + " |\n");
+            sb.append("|---|---:|---|---|---:|---|\n");
+            for (Row r : rows) sb.append("| ").append(String.join(" | ", cells(r))).append(" |\n");
+            return sb.toString();
+        }
+
+        private static String pad(String s, int w, boolean right) {
+            String sp = " ".repeat(Math.max(0, w - s.length()));
+            return right ? sp + s : s + sp;
+        }
+    }
+
+    private static String fmt(double v) {
+        if (Double.isNaN(v)) return "n/a";
+        double a = Math.abs(v);
+        String f = a >= 100 ? "%.1f" : a >= 10 ? "%.2f" : "%.3f";
+        return String.format(Locale.ROOT, f, v);
+    }
+
+    private static String atLeast(double target, double ratio) {
+        return ">= " + target + (Double.isNaN(ratio) ? "" : ratio >= target ? "  ok" : "  MISS");
+    }
+
+    private static String atMost(double target, double ratio) {
+        return "<= " + target + (Double.isNaN(ratio) ? "" : ratio <= target ? "  ok" : "  MISS");
+    }
+
+    private static double ratio(Figure a, Figure b) {
+        return a.present() && b.present() ? a.value() / b.value() : Double.NaN;
+    }
+
+    private static Table buildTable(Collection<RunResult> results, CSgemm cSgemm) {
+        Figure fma = Figure.MISSING, copy = Figure.MISSING, sgemm = Figure.MISSING, base = Figure.MISSING,
+                baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING;
+        Map<Integer, Figure> lora = new java.util.TreeMap<>();
+        double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
+        for (RunResult rr : results) {
+            String name = rr.getParams().getBenchmark();
+            String shortName = name.startsWith(PKG) ? name.substring(PKG.length()) : name;
+            Result<?> p = rr.getPrimaryResult();
+            requireMs(shortName, p);
+            switch (shortName) {
+                case "CeilingBench.fmaPeak" -> {
+                    Result<?> f = rr.getSecondaryResults().get("flops");
+                    if (f == null) throw new IllegalStateException("fmaPeak reported no 'flops' counter");
+                    fma = new Figure(f.getScore() / GIGA, f.getScoreError() / GIGA);
+                }
+                case "CeilingBench.copy" -> copy = Figure.rate(p, 2.0 * 4 * CeilingBench.COPY_N);
+                case "SgemmBench.sgemm" -> sgemm = Figure.rate(p, 2.0 * SgemmBench.M * SgemmBench.N * SgemmBench.K);
+                case "LowRankBench.baseFwdBwd" -> {
+                    base = Figure.rate(p, 4 * T * DI * DO);
+                    baseMs = Figure.millis(p);
+                }
+                case "LowRankBench.baseTrainableFwdBwd" -> baseTrain = Figure.rate(p, 6 * T * DI * DO);
+                case "LowRankBench.loraFwdBwd" -> lora.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
+                case "AdamwBench.adamw" -> adamw = Figure.rate(p, 7.0 * 4 * AdamwBench.N);
+                default -> System.err.println("note: no table row for " + name);
+            }
+        }
+
+        List<Row> rows = new ArrayList<>();
+        String fmaC = fma.present() ? "FMA peak " + fmt(fma.value()) + " GFLOP/s" : "FMA peak n/a";
+        String copyC = copy.present() ? "copy " + fmt(copy.value()) + " GB/s" : "copy n/a";
+        if (fma.present()) rows.add(new Row("ceiling: FMA peak (Backend.fmaPeak, all threads)", fma, "GFLOP/s", "", Double.NaN, ""));
+        if (copy.present()) rows.add(new Row("ceiling: copy 2x64M floats (Backend.copy)", copy, "GB/s", "", Double.NaN, ""));
+        if (sgemm.present() || cSgemm != null) {
+            String dims = SgemmBench.M + "x" + SgemmBench.N + "x" + SgemmBench.K;
+            rows.add(new Row("sgemm " + dims + ", Java (Backend.gemm)", sgemm, "GFLOP/s", fmaC, ratio(sgemm, fma), ""));
+            Figure c = cSgemm == null ? Figure.MISSING : new Figure(cSgemm.gflops(), Double.NaN);
+            rows.add(new Row("sgemm " + dims + ", C (p4j_sgemm_bench)", c, "GFLOP/s", fmaC, ratio(c, fma), ""));
+            double jc = ratio(sgemm, c);
+            rows.add(new Row("sgemm Java / C", new Figure(jc, Double.NaN), "ratio",
+                    c.present() ? "C " + fmt(c.value()) + " GFLOP/s" : (cSgemm == null ? "C not run" : cSgemm.detail()),
+                    jc, atLeast(0.95, jc)));
+        }
+        String layer = "T=" + LowRankBench.T + " " + LowRankBench.D_IN + "->" + LowRankBench.D_OUT;
+        if (base.present()) {
+            rows.add(new Row("base fwd+bwd, W0 frozen (x.W0t, g.W0) " + layer, base, "GFLOP/s", fmaC, ratio(base, fma), ""));
+        }
+        if (baseTrain.present()) {
+            rows.add(new Row("base fwd+bwd, W0 trainable (+ gt.x) " + layer, baseTrain, "GFLOP/s", fmaC, ratio(baseTrain, fma), ""));
+        }
+        if (base.present()) {
+            rows.add(new Row("base fwd+bwd, W0 frozen (time)", baseMs, "ms", "", Double.NaN, ""));
+        }
+        for (Map.Entry<Integer, Figure> e : lora.entrySet()) {
+            double q = ratio(e.getValue(), baseMs);
+            rows.add(new Row("base + LoRA r=" + e.getKey() + " fwd+bwd " + layer, e.getValue(), "ms",
+                    baseMs.present() ? "base " + fmt(baseMs.value()) + " ms" : "base n/a", q,
+                    e.getKey() == 16 ? atMost(1.05, q) : ""));
+        }
+        if (adamw.present()) {
+            double q = ratio(adamw, copy);
+            rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)));
+        }
+        return new Table(rows);
+    }
+
+    private static void requireMs(String name, Result<?> r) {
+        String u = r.getScoreUnit();
+        if (!u.equals("ms/op") && !u.equals("ops/s")) {
+            throw new IllegalStateException(name + ": unexpected unit " + u + " (expected ms/op or ops/s)");
+        }
+    }
+
+    // ---- run facts ----
+
+    private static String loadAverage() {
+        try {
+            String[] f = Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+");
+            return String.join(" ", Arrays.copyOf(f, 3));
+        } catch (IOException | RuntimeException e) {
+            return "n/a";
+        }
+    }
+
+    private static List<String> header(boolean quick, String loadBefore, String loadAfter) {
+        List<String> h = new ArrayList<>();
+        h.add("date: " + LocalDateTime.now().format(DateTimeFormatter.ofPattern("yyyy-MM-dd HH:mm")) + (quick ? "  (QUICK smoke run: figures are rough)" : ""));
+        h.add("cpu: " + cpuModel() + ", " + Runtime.getRuntime().availableProcessors() + " logical cores");
+        try {
+            var a = Backend.available();
+            h.add("peft4j: " + a.threads() + " threads, features " + String.join(" ", a.cpuFeatures()) + "; " + a.buildInfo());
+        } catch (Throwable t) {
+            h.add("peft4j: availability probe failed: " + t);
+        }
+        h.add("java: " + System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
+        h.add("load average (1/5/15 min): before " + loadBefore + ", after " + loadAfter);
+        return h;
+    }
+
+    private static String cpuModel() {
+        try {
+            for (String line : Files.readAllLines(Path.of("/proc/cpuinfo"))) {
+                if (line.startsWith("model name")) return line.substring(line.indexOf(':') + 1).trim();
+            }
+        } catch (IOException | RuntimeException e) {
+            // fall through
+        }
+        return System.getProperty("os.arch");
+    }
+
+    // ---- progress ----
+
+    /** Sends JMH's output to a log and prints one line per finished benchmark. */
+    private static final class Progress implements OutputFormat {
+        private final OutputFormat log;
+        private final PrintStream out;
+        private long start;
+
+        Progress(OutputFormat log, PrintStream out) {
+            this.log = log;
+            this.out = out;
+        }
+
+        private static String label(BenchmarkParams p) {
+            String n = p.getBenchmark();
+            n = n.startsWith(PKG) ? n.substring(PKG.length()) : n;
+            StringBuilder sb = new StringBuilder(n);
+            for (String k : p.getParamsKeys()) sb.append(' ').append(k).append('=').append(p.getParam(k));
+            return sb.toString();
+        }
+
+        @Override public void iteration(BenchmarkParams b, IterationParams i, int n) { log.iteration(b, i, n); }
+        @Override public void iterationResult(BenchmarkParams b, IterationParams i, int n, IterationResult r) { log.iterationResult(b, i, n, r); }
+
+        @Override
+        public void startBenchmark(BenchmarkParams p) {
+            log.startBenchmark(p);
+            start = System.nanoTime();
+            out.print("  " + label(p) + " ... ");
+            out.flush();
+        }
+
+        @Override
+        public void endBenchmark(BenchmarkResult r) {
+            log.endBenchmark(r);
+            if (r == null) {
+                out.println("FAILED (see log)");
+                return;
+            }
+            Result<?> p = r.getPrimaryResult();
+            out.printf(Locale.ROOT, "%.4g %s  (%.0f s)%n", p.getScore(), p.getScoreUnit(), (System.nanoTime() - start) / 1e9);
+        }
+
+        @Override public void startRun() { log.startRun(); }
+        @Override public void endRun(Collection<RunResult> r) { log.endRun(r); }
+        @Override public void print(String s) { log.print(s); }
+        @Override public void println(String s) { log.println(s); }
+        @Override public void flush() { log.flush(); out.flush(); }
+        @Override public void close() { log.close(); }
+        @Override public void verbosePrintln(String s) { log.verbosePrintln(s); }
+        @Override public void write(int b) { log.write(b); }
+        @Override public void write(byte[] b) throws IOException { log.write(b); }
+    }
+}

@@ -1,0 +1,180 @@
+package io.peft4j.nn;
+
+import io.peft4j.backend.Backend;
+import io.peft4j.peft.Adapter;
+import io.peft4j.tensor.DType;
+import io.peft4j.tensor.Tensor;
+import java.util.Arrays;
+import java.util.Collections;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.Map;
+import java.util.Set;
+
+/**
+ * y = x·Wᵀ + b with W: [out, in] (PyTorch's layout, so checkpoints load without transposes).
+ * Adapters attach here by name; the active one adds its delta to the output unless it has been
+ * merged into W or adapters are disabled.
+ */
+public final class Linear extends Module {
+    private final long in;
+    private final long out;
+    private final Parameter weight;
+    private final Parameter bias;
+    private final Map<String, Adapter> adapters = new LinkedHashMap<>();
+    private final Set<String> merged = new HashSet<>();
+    private String activeAdapter;
+    private boolean adaptersEnabled = true;
+    private Tensor input;
+
+    /** Initialised as torch.nn.Linear: W, b ~ U(±1/sqrt(in)), drawn from Philox with {@code seed}. */
+    public Linear(Backend backend, long in, long out, boolean bias, long seed) {
+        if (in <= 0 || out <= 0) throw new IllegalArgumentException("Linear needs positive sizes, got in=" + in + " out=" + out);
+        this.in = in;
+        this.out = out;
+        Tensor w = Tensor.zeros(DType.F32, out, in);
+        backend.rngKaimingUniform(seed, 0, in, (float) Math.sqrt(5), w);
+        this.weight = addParameter(new Parameter("weight", w, true, true));
+        if (bias) {
+            Tensor b = Tensor.zeros(DType.F32, out);
+            float bound = (float) (1 / Math.sqrt(in));
+            // Offset past the weight's draws so the two never share random numbers.
+            backend.rngUniform(seed, roundUp4(out * in), -bound, bound, b);
+            this.bias = addParameter(new Parameter("bias", b, true, false));
+        } else {
+            this.bias = null;
+        }
+    }
+
+    private static long roundUp4(long n) {
+        return (n + 3) & ~3L;
+    }
+
+    public long inFeatures() { return in; }
+    public long outFeatures() { return out; }
+    public Parameter weight() { return weight; }
+    /** The bias, or null when the layer has none. */
+    public Parameter bias() { return bias; }
+
+    @Override
+    public Tensor forward(StepContext ctx, Tensor x) {
+        if (x.rank() != 2 || x.dim(1) != in) {
+            throw new IllegalArgumentException("Linear '" + path() + "' expects input [t, " + in + "], got " + x.describe());
+        }
+        Backend b = ctx.backend();
+        Tensor y = ctx.allocate(x.dim(0), out);
+        b.gemm(false, true, 1f, x, weight.value(), 0f, y);
+        if (bias != null) b.biasAdd(bias.value(), y);
+        Adapter a = applied();
+        if (a != null) {
+            if (ctx.training() && merged.contains(a.adapterName())) {
+                throw new IllegalStateException("adapter '" + a.adapterName() + "' on '" + path() + "' is merged: unmerge before training");
+            }
+            a.forward(ctx, x, y);
+        }
+        input = x;
+        return y;
+    }
+
+    @Override
+    public Tensor backward(StepContext ctx, Tensor g, boolean needInputGrad) {
+        if (input == null || !input.isAlive()) throw new IllegalStateException("Linear '" + path() + "': backward without forward in this step");
+        Backend b = ctx.backend();
+        Tensor dx = needInputGrad ? ctx.allocate(input.dim(0), in) : null;
+        if (dx != null) b.gemm(false, false, 1f, g, weight.value(), 0f, dx);
+        if (weight.requiresGrad()) b.gemm(true, false, 1f, g, input, 1f, weight.grad());
+        if (bias != null && bias.requiresGrad()) b.colsum(g, bias.grad(), true);
+        Adapter a = applied();
+        if (a != null) a.backward(ctx, input, g, dx);
+        return dx;
+    }
+
+    /** The adapter whose delta forward adds: active, enabled and not merged. */
+    private Adapter applied() {
+        if (!adaptersEnabled || activeAdapter == null || merged.contains(activeAdapter)) return null;
+        return adapters.get(activeAdapter);
+    }
+
+    // ---- adapters ----
+
+    public void addAdapter(Adapter adapter) {
+        String name = adapter.adapterName();
+        if (adapters.containsKey(name)) throw new IllegalArgumentException("layer '" + path() + "' already has adapter '" + name + "'");
+        adapters.put(name, adapter);
+        if (activeAdapter == null) activeAdapter = name;
+    }
+
+    public Map<String, Adapter> adapters() {
+        return Collections.unmodifiableMap(adapters);
+    }
+
+    public Adapter adapter(String name) {
+        Adapter a = adapters.get(name);
+        if (a == null) throw new IllegalArgumentException("layer '" + path() + "' has no adapter '" + name + "' (has " + adapters.keySet() + ")");
+        return a;
+    }
+
+    public String activeAdapter() { return activeAdapter; }
+
+    public void setActiveAdapter(String name) {
+        adapter(name);
+        activeAdapter = name;
+    }
+
+    public void setAdaptersEnabled(boolean enabled) { adaptersEnabled = enabled; }
+
+    public boolean adaptersEnabled() { return adaptersEnabled; }
+
+    public boolean isMerged(String name) { return merged.contains(name); }
+
+    /** W ← W + ΔW of the named adapter; forward then skips it. */
+    public void merge(Backend backend, String name) {
+        Adapter a = adapter(name);
+        if (!merged.add(name)) throw new IllegalStateException("adapter '" + name + "' on '" + path() + "' is already merged");
+        a.merge(backend, weight.value());
+    }
+
+    /** W ← W − ΔW: undoes {@link #merge}. */
+    public void unmerge(Backend backend, String name) {
+        Adapter a = adapter(name);
+        if (!merged.remove(name)) throw new IllegalStateException("adapter '" + name + "' on '" + path() + "' is not merged");
+        a.unmerge(backend, weight.value());
+    }
+
+    /** Drops an adapter (and its parameters); a merged adapter stays folded into W. */
+    public void removeAdapter(String name) {
+        Adapter a = adapter(name);
+        adapters.remove(name);
+        merged.remove(name);
+        a.close();
+        if (name.equals(activeAdapter)) activeAdapter = adapters.isEmpty() ? null : adapters.keySet().iterator().next();
+    }
+
+    /** Own parameters, then each adapter's with the adapter name before the last part, as PEFT names them
+     *  in a live model ("lora_A.default.weight"). */
+    @Override
+    protected Map<String, Parameter> parametersForNaming() {
+        Map<String, Parameter> out = new LinkedHashMap<>(localParameters());
+        adapters.forEach((adapterName, a) -> {
+            for (Parameter p : a.parameters()) out.put(withAdapterName(p.name(), adapterName), p);
+        });
+        return out;
+    }
+
+    static String withAdapterName(String key, String adapterName) {
+        int dot = key.lastIndexOf('.');
+        return dot < 0 ? key + "." + adapterName : key.substring(0, dot) + "." + adapterName + key.substring(dot);
+    }
+
+    @Override
+    public void close() {
+        adapters.values().forEach(Adapter::close);
+        super.close();
+    }
+
+    @Override
+    public String toString() {
+        return "Linear(" + in + " -> " + out + (bias == null ? ", no bias" : "") + ", adapters " + adapters.keySet()
+                + ", shape " + Arrays.toString(weight.value().shape()) + ")";
+    }
+}

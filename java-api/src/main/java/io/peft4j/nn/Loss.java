@@ -1,0 +1,51 @@
+package io.peft4j.nn;
+
+import io.peft4j.tensor.Tensor;
+
+/** A scalar loss over a batch: forward returns its value, backward the gradient of the output. */
+public interface Loss {
+    float forward(StepContext ctx, Tensor output, Tensor target);
+
+    /** ∂loss/∂output for the last forward (a step-arena tensor). */
+    Tensor backward(StepContext ctx);
+
+    /** Mean softmax cross-entropy over rows; target is I32 class labels. */
+    static Loss crossEntropy() {
+        return new Loss() {
+            private Tensor probs;
+            private Tensor labels;
+
+            @Override
+            public float forward(StepContext ctx, Tensor logits, Tensor target) {
+                probs = ctx.allocate(logits.shape());
+                labels = target;
+                return ctx.backend().softmaxXentForward(logits, target, probs);
+            }
+
+            @Override
+            public Tensor backward(StepContext ctx) {
+                Tensor d = ctx.allocate(probs.shape());
+                ctx.backend().softmaxXentBackward(probs, labels, 1f, d);
+                return d;
+            }
+        };
+    }
+
+    /** Mean squared error; target is F32 of the output's shape. */
+    static Loss mse() {
+        return new Loss() {
+            private Tensor grad;
+
+            @Override
+            public float forward(StepContext ctx, Tensor output, Tensor target) {
+                grad = ctx.allocate(output.shape());
+                return ctx.backend().mse(output, target, grad);
+            }
+
+            @Override
+            public Tensor backward(StepContext ctx) {
+                return grad;
+            }
+        };
+    }
+}

@@ -1,0 +1,304 @@
+package io.peft4j.peft;
+
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
+import io.peft4j.backend.Backend;
+import io.peft4j.io.AtomicFiles;
+import io.peft4j.io.SafetensorsFile;
+import io.peft4j.io.SafetensorsWriter;
+import io.peft4j.nn.Linear;
+import io.peft4j.nn.Module;
+import io.peft4j.nn.Parameter;
+import io.peft4j.nn.StepContext;
+import io.peft4j.tensor.DType;
+import io.peft4j.tensor.Tensor;
+import java.io.IOException;
+import java.io.UncheckedIOException;
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.Arrays;
+import java.util.HashSet;
+import java.util.LinkedHashMap;
+import java.util.List;
+import java.util.Locale;
+import java.util.Map;
+import java.util.Set;
+import java.util.TreeMap;
+
+/**
+ * A model with adapters injected into its matching Linear layers, everything else frozen: PEFT's
+ * verbs on the JVM (wrap, merge, unmerge, mergeAndUnload, disable/enable, several named adapters,
+ * save/load in PEFT's file layout).
+ */
+public final class PeftModel extends Module {
+    public static final String DEFAULT_ADAPTER = "default";
+    public static final String WEIGHTS_FILE = "adapter_model.safetensors";
+    public static final String CONFIG_FILE = "adapter_config.json";
+    /** PEFT prefixes every saved key with this (the PeftModel → LoraModel → base model path). */
+    public static final String KEY_PREFIX = "base_model.model.";
+    private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
+
+    private final Module base;
+    private final Backend backend;
+    private final Map<String, AdapterConfig> configs = new LinkedHashMap<>();
+    private String active;
+
+    private PeftModel(Module base, Backend backend) {
+        this.base = base;
+        this.backend = backend;
+    }
+
+    /** Injects a "default" adapter per {@code config} and freezes every base parameter. */
+    public static PeftModel wrap(Module model, AdapterConfig config) {
+        return wrap(model, config, Backend.cpu(), 0);
+    }
+
+    public static PeftModel wrap(Module model, AdapterConfig config, Backend backend, long seed) {
+        PeftModel pm = new PeftModel(model, backend);
+        for (Parameter p : model.namedParameters().values()) p.setRequiresGrad(false);
+        pm.addAdapter(DEFAULT_ADAPTER, config, seed);
+        return pm;
+    }
+
+    /** Loads a saved adapter (dir holds adapter_config.json and adapter_model.safetensors) onto {@code model}. */
+    public static PeftModel load(Module model, Path dir) {
+        return load(model, dir, Backend.cpu());
+    }
+
+    public static PeftModel load(Module model, Path dir, Backend backend) {
+        PeftModel pm = new PeftModel(model, backend);
+        for (Parameter p : model.namedParameters().values()) p.setRequiresGrad(false);
+        pm.loadAdapter(dir, DEFAULT_ADAPTER);
+        return pm;
+    }
+
+    /** The wrapped model (its Linear layers now carry adapters). */
+    public Module baseModel() { return base; }
+    public Backend backend() { return backend; }
+    public String activeAdapter() { return active; }
+    public Map<String, AdapterConfig> adapterConfigs() { return Map.copyOf(configs); }
+
+    /** The layers that carry the named adapter, by path. */
+    public Map<String, Linear> adaptedLayers(String adapterName) {
+        Map<String, Linear> out = new LinkedHashMap<>();
+        base.namedModules().forEach((path, m) -> {
+            if (m instanceof Linear l && l.adapters().containsKey(adapterName)) out.put(path, l);
+        });
+        return out;
+    }
+
+    /** Adds an adapter under {@code name} to every matching layer; the first adapter becomes active. */
+    public void addAdapter(String name, AdapterConfig config, long seed) {
+        if (configs.containsKey(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
+        if (name.isBlank() || name.contains(".") || name.contains("/")) throw new IllegalArgumentException("bad adapter name '" + name + "'");
+        List<Linear> targets = new ArrayList<>();
+        base.namedModules().forEach((path, m) -> {
+            if (m instanceof Linear l && !path.isEmpty() && config.targetModules().matches(path)) targets.add(l);
+        });
+        if (targets.isEmpty()) {
+            List<String> linears = base.namedModules().entrySet().stream().filter(e -> e.getValue() instanceof Linear).map(Map.Entry::getKey).toList();
+            throw new IllegalArgumentException("target_modules " + config.targetModules().toJson()
+                    + " matches no Linear layer; the model's Linear layers are " + linears);
+        }
+        long layerSeed = seed;
+        for (Linear l : targets) {
+            l.addAdapter(config.create(l, name, backend, layerSeed));
+            layerSeed += 0x9E3779B97F4A7C15L; // a distinct Philox key per layer
+        }
+        configs.put(name, config);
+        if (active == null) setActiveAdapter(name);
+        else freezeInactive();
+    }
+
+    /** Makes {@code name} the adapter that forward applies and training updates. */
+    public void setActiveAdapter(String name) {
+        requireAdapter(name);
+        for (Linear l : adaptedLayers(name).values()) l.setActiveAdapter(name);
+        active = name;
+        freezeInactive();
+    }
+
+    private void freezeInactive() {
+        for (Linear l : allLinears()) {
+            l.adapters().forEach((n, a) -> a.parameters().forEach(p -> p.setRequiresGrad(n.equals(active))));
+        }
+    }
+
+    private void requireAdapter(String name) {
+        if (!configs.containsKey(name)) throw new IllegalArgumentException("no adapter '" + name + "' (have " + configs.keySet() + ")");
+    }
+
+    private List<Linear> allLinears() {
+        return base.namedModules().values().stream().filter(m -> m instanceof Linear).map(m -> (Linear) m).toList();
+    }
+
+    /** Folds the active adapter into the base weights: W ← W + ΔW. */
+    public void merge() {
+        for (Linear l : adaptedLayers(requireActive()).values()) {
+            if (!l.isMerged(active)) l.merge(backend, active);
+        }
+    }
+
+    /** Undoes {@link #merge()}: W ← W − ΔW. */
+    public void unmerge() {
+        for (Linear l : adaptedLayers(requireActive()).values()) {
+            if (l.isMerged(active)) l.unmerge(backend, active);
+        }
+    }
+
+    private String requireActive() {
+        if (active == null) throw new IllegalStateException("no adapter left on this model");
+        return active;
+    }
+
+    /** Merges the active adapter, removes every adapter, and returns the plain base model. */
+    public Module mergeAndUnload() {
+        merge();
+        for (Linear l : allLinears()) {
+            for (String n : List.copyOf(l.adapters().keySet())) l.removeAdapter(n);
+        }
+        configs.clear();
+        active = null;
+        return base;
+    }
+
+    /** Base output only; a merged adapter is unmerged first so the base really is the base. */
+    public void disableAdapters() {
+        if (active != null) unmerge();
+        for (Linear l : allLinears()) l.setAdaptersEnabled(false);
+    }
+
+    public void enableAdapters() {
+        for (Linear l : allLinears()) l.setAdaptersEnabled(true);
+    }
+
+    /** "trainable params: N || all params: M || trainable%: P", as PEFT prints it. */
+    public String trainableParametersReport() {
+        long trainable = trainableParameterCount();
+        long all = parameterCount();
+        return String.format(Locale.ROOT, "trainable params: %,d || all params: %,d || trainable%%: %.4f",
+                trainable, all, all == 0 ? 0.0 : 100.0 * trainable / all);
+    }
+
+    // ---- Module: delegate to the wrapped model ----
+
+    @Override
+    public Tensor forward(StepContext ctx, Tensor x) {
+        return base.forward(ctx, x);
+    }
+
+    @Override
+    public Tensor backward(StepContext ctx, Tensor g, boolean needInputGrad) {
+        return base.backward(ctx, g, needInputGrad);
+    }
+
+    @Override
+    public Map<String, Module> namedModules() {
+        return base.namedModules();
+    }
+
+    @Override
+    public Map<String, Parameter> namedParameters() {
+        return base.namedParameters();
+    }
+
+    @Override
+    public void close() {
+        base.close();
+    }
+
+    // ---- files ----
+
+    /**
+     * Saves every adapter in PEFT's layout: the "default" adapter in {@code dir}, others in
+     * {@code dir/<name>}; each as adapter_model.safetensors (keys base_model.model.&lt;layer&gt;.&lt;param&gt;)
+     * and adapter_config.json. Both files are written atomically.
+     */
+    public void save(Path dir) {
+        for (String name : configs.keySet()) {
+            Path target = name.equals(DEFAULT_ADAPTER) ? dir : dir.resolve(name);
+            saveAdapter(name, target);
+        }
+    }
+
+    public void saveAdapter(String name, Path target) {
+        requireAdapter(name);
+        SafetensorsWriter w = new SafetensorsWriter();
+        adaptedLayers(name).forEach((path, l) -> {
+            for (Parameter p : l.adapter(name).parameters()) {
+                w.put(KEY_PREFIX + path + "." + p.name(), DType.F32, p.value().shape(), p.value().segment());
+            }
+        });
+        w.metadata(Map.of("format", "pt"));
+        Map<String, Object> json = new TreeMap<>(configs.get(name).toJson());
+        try {
+            Files.createDirectories(target);
+            w.write(target.resolve(WEIGHTS_FILE));
+            AtomicFiles.writeString(target.resolve(CONFIG_FILE), JSON.writeValueAsString(json) + "\n");
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot save adapter '" + name + "' to " + target, e);
+        }
+    }
+
+    /**
+     * Adds the adapter saved in {@code dir} under {@code name}. Every layer the config targets must
+     * have its tensors in the file with the right shapes, and the file must hold nothing else.
+     */
+    @SuppressWarnings("unchecked")
+    public void loadAdapter(Path dir, String name) {
+        Path configFile = dir.resolve(CONFIG_FILE);
+        Path weights = dir.resolve(WEIGHTS_FILE);
+        Map<String, Object> json;
+        try {
+            json = JSON.readValue(configFile.toFile(), Map.class);
+        } catch (IOException e) {
+            throw new IllegalArgumentException("cannot read " + configFile + ": " + e.getMessage(), e);
+        }
+        Object type = json.get("peft_type");
+        if (!(type instanceof String t)) throw new IllegalArgumentException(configFile + ": missing peft_type");
+        AdapterConfig config = AdapterMethods.forType(t).configFromJson(json);
+        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            addAdapter(name, config, 0);
+            Set<String> expected = new HashSet<>();
+            try {
+                adaptedLayers(name).forEach((path, l) -> {
+                    for (Parameter p : l.adapter(name).parameters()) {
+                        String key = KEY_PREFIX + path + "." + p.name();
+                        expected.add(key);
+                        if (!f.contains(key)) throw new IllegalArgumentException(weights + ": missing tensor '" + key + "'");
+                        long[] shape = f.entry(key).shape();
+                        if (!Arrays.equals(shape, p.value().shape())) {
+                            throw new IllegalArgumentException(weights + ": tensor '" + key + "' has shape " + Arrays.toString(shape)
+                                    + ", the model needs " + p.value().describe());
+                        }
+                        p.value().copyFrom(f.readF32(key));
+                    }
+                });
+                for (String key : f.names()) {
+                    if (!expected.contains(key)) throw new IllegalArgumentException(weights + ": unexpected tensor '" + key
+                            + "' (no adapted layer of this model has it)");
+                }
+            } catch (RuntimeException e) {
+                deleteAdapter(name);
+                throw e;
+            }
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + weights, e);
+        }
+    }
+
+    /** Removes an adapter from every layer (unmerging it first if merged). */
+    public void deleteAdapter(String name) {
+        requireAdapter(name);
+        for (Linear l : adaptedLayers(name).values()) {
+            if (l.isMerged(name)) l.unmerge(backend, name);
+            l.removeAdapter(name);
+        }
+        configs.remove(name);
+        if (name.equals(active)) {
+            active = null;
+            if (!configs.isEmpty()) setActiveAdapter(configs.keySet().iterator().next());
+        }
+    }
+}

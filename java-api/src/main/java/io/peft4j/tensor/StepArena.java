@@ -1,0 +1,89 @@
+package io.peft4j.tensor;
+
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.util.ArrayList;
+import java.util.List;
+
+/**
+ * A bump allocator for one step's activations and gradients. {@link #reset()} makes every tensor
+ * it handed out unusable (checked, never a dangling pointer) and recycles the memory; after the
+ * first step the arena has grown to the step's size and a step allocates nothing.
+ */
+public final class StepArena implements AutoCloseable {
+    private static final long MIN_CHUNK = 1L << 20;
+
+    private final Arena arena = Arena.ofShared();
+    private final List<MemorySegment> chunks = new ArrayList<>();
+    private int chunk;          // index of the chunk being filled
+    private long used;          // bytes used in that chunk
+    private long highWater;     // bytes used by the largest step so far
+    private long stepBytes;
+    private long generation;
+    private boolean closed;
+
+    public StepArena() {}
+
+    /** A tensor valid until the next reset; its contents are unspecified (not zeroed). */
+    public Tensor allocate(DType dtype, long... shape) {
+        if (closed) throw new IllegalStateException("step arena is closed");
+        long bytes = Tensor.byteSize(dtype, shape);
+        long padded = (bytes + Tensor.ALIGNMENT - 1) & -Tensor.ALIGNMENT;
+        while (chunk < chunks.size() && used + padded > chunks.get(chunk).byteSize()) {
+            chunk++;
+            used = 0;
+        }
+        if (chunk == chunks.size()) {
+            chunks.add(newChunk(Math.max(padded, Math.max(MIN_CHUNK, highWater))));
+            used = 0;
+        }
+        MemorySegment seg = chunks.get(chunk).asSlice(used, bytes);
+        used += padded;
+        stepBytes += padded;
+        return new Tensor(dtype, shape, seg, null, this, generation, null);
+    }
+
+    /** A zero-filled tensor valid until the next reset. */
+    public Tensor zeros(DType dtype, long... shape) {
+        Tensor t = allocate(dtype, shape);
+        t.segment().fill((byte) 0);
+        return t;
+    }
+
+    /** Invalidates every tensor handed out so far and reuses the memory. */
+    public void reset() {
+        generation++;
+        highWater = Math.max(highWater, stepBytes);
+        // A step that needed several chunks gets one chunk of the full size next time.
+        if (chunks.size() > 1) {
+            chunks.clear();
+            chunks.add(newChunk(highWater));
+        }
+        chunk = 0;
+        used = 0;
+        stepBytes = 0;
+    }
+
+    long generation() {
+        return generation;
+    }
+
+    /** Bytes reserved by the arena. */
+    public long capacity() {
+        return chunks.stream().mapToLong(MemorySegment::byteSize).sum();
+    }
+
+    private MemorySegment newChunk(long bytes) {
+        MemorySegment seg = arena.allocate(bytes, bytes >= Tensor.HUGE_ADVICE_BYTES ? 2L << 20 : Tensor.ALIGNMENT);
+        if (bytes >= Tensor.HUGE_ADVICE_BYTES) HugePages.advise(seg);
+        return seg;
+    }
+
+    @Override
+    public void close() {
+        if (closed) return;
+        closed = true;
+        generation++;
+        arena.close();
+    }
+}

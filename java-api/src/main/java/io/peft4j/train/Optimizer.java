@@ -1,0 +1,25 @@
+package io.peft4j.train;
+
+import io.peft4j.backend.Backend;
+import io.peft4j.nn.Parameter;
+import io.peft4j.tensor.Tensor;
+import java.util.Map;
+
+/** Updates parameters from their gradients; keeps per-parameter state for exact resume. */
+public interface Optimizer extends AutoCloseable {
+
+    /** One update of every parameter in {@code params} (by name) at learning rate {@code lr}. */
+    void step(Backend backend, Map<String, Parameter> params, float lr);
+
+    /** Updates done so far. */
+    long steps();
+
+    /** The state as named tensors ("&lt;param&gt;.exp_avg", ...), for a checkpoint; views, not copies. */
+    Map<String, Tensor> state();
+
+    /** Restores {@link #state()} and the update count saved with it. */
+    void loadState(Map<String, float[]> state, long steps);
+
+    @Override
+    void close();
+}

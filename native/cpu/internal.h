@@ -1,0 +1,229 @@
+// internal.h: what every CPU kernel file shares: the context, error reporting, argument checks,
+// thread splitting, run-time ISA dispatch and a few vectorisable math helpers.
+#ifndef PEFT4J_CPU_INTERNAL_H
+#define PEFT4J_CPU_INTERNAL_H
+
+// The library is built with -fvisibility=hidden; the public declarations get default
+// visibility here so that exactly the functions of peft4j.h are exported.
+#pragma GCC visibility push(default)
+#include "peft4j.h"
+#pragma GCC visibility pop
+
+#include <omp.h>
+
+#include <cstdint>
+#include <cstring>
+#include <new>
+
+struct p4j_ctx {
+  uint32_t magic;
+  int32_t threads;
+};
+
+namespace p4j {
+
+constexpr uint32_t kCtxMagic = 0x70346a63u;  // "p4jc"
+
+// ---- errors ----
+// Sets the calling thread's message (printf format) and returns code.
+int32_t fail(int32_t code, const char* fmt, ...) __attribute__((format(printf, 2, 3)));
+void clear_error();
+
+// Runs body (returning an int32_t status) with the thread-local message cleared first; any
+// exception becomes a status, so nothing escapes through the C ABI.
+template <class F>
+inline int32_t guarded(const char* fn, F&& body) noexcept {
+  try {
+    clear_error();
+    return body();
+  } catch (const std::bad_alloc&) {
+    return fail(P4J_ENOMEM, "%s: out of memory", fn);
+  } catch (...) {
+    return fail(P4J_EINTERNAL, "%s: internal error (exception)", fn);
+  }
+}
+
+// ---- argument checks: each returns P4J_OK or sets the message and returns P4J_EINVAL ----
+int32_t check_ctx(const char* fn, const p4j_ctx* ctx);
+int32_t check_nonneg(const char* fn, const char* name, int64_t v);
+// rows x cols elements addressable as floats (product and byte size fit in int64).
+int32_t check_dims(const char* fn, const char* what, int64_t rows, int64_t cols);
+// ptr must be non-null when count > 0.
+int32_t check_ptr(const char* fn, const char* name, const void* ptr, int64_t count);
+int32_t check_finite(const char* fn, const char* name, float v);
+
+#define P4J_TRY(expr)                  \
+  do {                                 \
+    int32_t p4j_rc_ = (expr);          \
+    if (p4j_rc_ != P4J_OK) return p4j_rc_; \
+  } while (0)
+
+// ---- threads ----
+// Elements per thread below which a loop runs on fewer threads (memory-bound streams).
+constexpr int64_t kGrain = 32768;
+
+inline int threads_for(const p4j_ctx* ctx, int64_t work, int64_t grain) {
+  int64_t by_size = work / grain;
+  if (by_size < 1) by_size = 1;
+  return by_size < ctx->threads ? static_cast<int>(by_size) : ctx->threads;
+}
+
+// Calls f(begin, end) on contiguous pieces of [0, n), one per thread, piece borders at multiples
+// of 16 elements (64 bytes); f must not throw.
+template <class F>
+inline void parallel_range(const p4j_ctx* ctx, int64_t n, int64_t grain, F&& f) {
+  int nt = threads_for(ctx, n, grain);
+  if (nt <= 1) {
+    f(int64_t{0}, n);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    int64_t cnt = omp_get_num_threads();
+    int64_t id = omp_get_thread_num();
+    int64_t blocks = (n + 15) / 16;
+    int64_t b0 = blocks * id / cnt, b1 = blocks * (id + 1) / cnt;
+    int64_t begin = b0 * 16, end = b1 * 16 < n ? b1 * 16 : n;
+    if (begin < end) f(begin, end);
+  }
+}
+
+// Splits rows over threads: each thread gets whole rows, at least `grain` elements of work.
+template <class F>
+inline void parallel_rows(const p4j_ctx* ctx, int64_t rows, int64_t cols, int64_t grain, F&& f) {
+  int64_t work = rows * (cols > 0 ? cols : 1);
+  int nt = threads_for(ctx, work, grain);
+  if (nt > rows) nt = static_cast<int>(rows);
+  if (nt <= 1) {
+    f(int64_t{0}, rows);
+    return;
+  }
+#pragma omp parallel num_threads(nt)
+  {
+    int64_t cnt = omp_get_num_threads(), id = omp_get_thread_num();
+    int64_t b = rows * id / cnt, e = rows * (id + 1) / cnt;
+    if (b < e) f(b, e);
+  }
+}
+
+// Sum of per-chunk doubles in a fixed order: [0, n) items are cut into chunks whose size
+// depends on n only (never on the thread count), chunk sums are computed in parallel and added
+// in index order, so the result is bit-identical for every thread count.
+// f(begin, end) -> double; chunks hold >= min_chunk items, a multiple of align; item_cost is the
+// number of elements one item touches (1 for vectors, c for rows of a [t, c] matrix).
+constexpr int64_t kMaxChunks = 1024;
+template <class F>
+inline double deterministic_sum(const p4j_ctx* ctx, int64_t n, int64_t min_chunk, int64_t align,
+                                int64_t item_cost, F&& f) {
+  if (n <= 0) return 0.0;
+  int64_t chunk = (n + kMaxChunks - 1) / kMaxChunks;
+  if (chunk < min_chunk) chunk = min_chunk;
+  chunk = (chunk + align - 1) / align * align;
+  int64_t chunks = (n + chunk - 1) / chunk;
+  double partial[kMaxChunks];
+  int nt = threads_for(ctx, n * item_cost, kGrain);
+  if (nt > chunks) nt = static_cast<int>(chunks);
+#pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
+  for (int64_t c = 0; c < chunks; ++c) {
+    int64_t b = c * chunk, e = b + chunk < n ? b + chunk : n;
+    partial[c] = f(b, e);
+  }
+  double s = 0.0;
+  for (int64_t c = 0; c < chunks; ++c) s += partial[c];
+  return s;
+}
+
+// ---- GEMM (lowrank.cpp) ----
+// c = alpha·op(a)·op(b) + beta·c through dnnl_sgemm on ctx->threads threads, arguments already
+// validated (leading dimensions >= the stored row lengths). k == 0 or alpha == 0 only scales c.
+int32_t sgemm(const char* fn, const p4j_ctx* ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
+              float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
+              float* c, int64_t ldc);
+
+// ---- run-time ISA dispatch ----
+enum class Isa { baseline = 0, avx2 = 1, avx512 = 2 };
+// The widest ISA the kernels use on this CPU: avx512 needs AVX-512 F/VL/BW/DQ plus FMA,
+// avx2 needs AVX2 plus FMA. PEFT4J_CPU_ISA=avx2|baseline caps it (for testing other paths).
+Isa active_isa();
+
+#define P4J_TARGET_AVX512 \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx2,fma,bmi2,prefer-vector-width=512")))
+#define P4J_TARGET_AVX2 __attribute__((target("avx2,fma,bmi2")))
+#define P4J_INLINE inline __attribute__((always_inline))
+
+// Defines name##_kernel(params), which runs name##_body(args) compiled for AVX-512, AVX2+FMA or
+// the baseline x86-64, whichever active_isa() says. name##_body must be a P4J_INLINE function
+// returning void; its code is inlined into (and vectorised for) each variant.
+#define P4J_MULTIVERSION(name, params, args)                              \
+  P4J_TARGET_AVX512 __attribute__((noinline)) void name##_avx512 params { \
+    name##_body args;                                                     \
+  }                                                                       \
+  P4J_TARGET_AVX2 __attribute__((noinline)) void name##_avx2 params {     \
+    name##_body args;                                                     \
+  }                                                                       \
+  __attribute__((noinline)) void name##_base params { name##_body args; } \
+  void name##_kernel params {                                             \
+    switch (::p4j::active_isa()) {                                        \
+      case ::p4j::Isa::avx512:                                            \
+        name##_avx512 args;                                               \
+        return;                                                           \
+      case ::p4j::Isa::avx2:                                              \
+        name##_avx2 args;                                                 \
+        return;                                                           \
+      default:                                                            \
+        name##_base args;                                                 \
+        return;                                                           \
+    }                                                                     \
+  }
+
+// ---- vectorisable math (branch-free, so loops calling them vectorise) ----
+// e^x for float, relative error ~2 ulp: x = k·ln2 + r, |r| <= ln2/2, degree-7 Taylor for e^r,
+// 2^k built in the exponent bits. Returns 0 below ln(2^-126) (no denormals), +inf above
+// ln(FLT_MAX), NaN for NaN.
+P4J_INLINE float exp_f(float x) {
+  const float lo = -87.33654f, hi = 88.72283f;  // ln(2^-126), ln(FLT_MAX)
+  const float xc = x < lo ? lo : (x > hi ? hi : x);
+  const float shifter = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
+  const float kf = (xc * 1.44269504088896341f + shifter) - shifter;
+  const float r = (xc - kf * 0.693145751953125f) - kf * 1.42860682030941723212e-6f;
+  float p = 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  int32_t k = static_cast<int32_t>(kf);  // in [-126, 128]
+  const float top = k > 127 ? 2.0f : 1.0f;  // 2^128 is not a float: use 2·2^127
+  k = k > 127 ? 127 : k;
+  const float scale = __builtin_bit_cast(float, (k + 127) << 23);
+  float y = p * top * scale;
+  y = x < lo ? 0.0f : y;
+  y = x > hi ? __builtin_huge_valf() : y;
+  return x != x ? x : y;
+}
+
+// Standard normal CDF Φ(x) = erfc(-x/√2)/2, via the erfc approximation of Press et al.
+// (Numerical Recipes §6.2, fractional error < 1.2e-7 on [0, ∞)); evaluated on |x| and
+// reflected, so both tails keep their relative accuracy.
+P4J_INLINE float normal_cdf_f(float x) {
+  const float z = (x < 0.0f ? -x : x) * 0.70710678118654752f;
+  const float t = 1.0f / (1.0f + 0.5f * z);
+  float p = 0.17087277f;
+  p = p * t - 0.82215223f;
+  p = p * t + 1.48851587f;
+  p = p * t - 1.13520398f;
+  p = p * t + 0.27886807f;
+  p = p * t - 0.18628806f;
+  p = p * t + 0.09678418f;
+  p = p * t + 0.37409196f;
+  p = p * t + 1.00002368f;
+  p = p * t - 1.26551223f;
+  const float half_erfc = 0.5f * t * exp_f(p - z * z);
+  return x < 0.0f ? half_erfc : 1.0f - half_erfc;
+}
+
+}  // namespace p4j
+
+#endif

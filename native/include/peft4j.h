@@ -1,0 +1,143 @@
+/* peft4j.h: the whole C ABI of libpeft4j.so (CPU kernels).
+ *
+ * Rules (docs/design.md): row-major float32 unless a name says otherwise; linear weights are
+ * [d_out, d_in], activations [t, features]; the caller allocates every output and workspace;
+ * every function returns 0 or a negative P4J_E* code and sets a thread-local message read by
+ * p4j_last_error(). Nothing aborts, throws or prints across this boundary.
+ * Outputs marked "+=" are accumulated into; all others are overwritten.
+ */
+#ifndef PEFT4J_H
+#define PEFT4J_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define P4J_OK 0
+#define P4J_EINVAL (-1)    /* bad argument: null pointer, negative or inconsistent size */
+#define P4J_ENOMEM (-2)    /* an allocation inside a vendor library failed */
+#define P4J_ENOTSUP (-3)   /* not supported on this machine or build */
+#define P4J_EINTERNAL (-4) /* a vendor library reported an error */
+
+#define P4J_CPU_AVX2 1
+#define P4J_CPU_FMA 2
+#define P4J_CPU_AVX512F 4
+#define P4J_CPU_AVX512BF16 8
+
+typedef struct p4j_ctx p4j_ctx;
+
+/* ---- library ---- */
+const char* p4j_last_error(void);
+/* major, minor, patch: [1] each */
+int32_t p4j_version(int32_t* major, int32_t* minor, int32_t* patch);
+/* Human-readable build facts: compiler, BLAS library and version, OpenMP runtime. */
+const char* p4j_build_info(void);
+/* features: [1], a P4J_CPU_* bitmask of what this CPU supports and the kernels use */
+int32_t p4j_cpu_features(int32_t* features);
+/* Threads 0 = all cores. out: [1] */
+int32_t p4j_ctx_create(int32_t threads, p4j_ctx** out);
+int32_t p4j_ctx_destroy(p4j_ctx* ctx);
+/* threads: [1] */
+int32_t p4j_ctx_threads(const p4j_ctx* ctx, int32_t* threads);
+/* Advise [ptr, ptr+bytes) for transparent huge pages (first touch is ~30x cheaper here). */
+int32_t p4j_mem_advise_huge(void* ptr, int64_t bytes);
+
+/* ---- GEMM (lowrank.cpp) ----
+ * c = alpha * op(a) * op(b) + beta * c; op(x) = x or xᵀ (trans_* = 0 or 1).
+ * op(a): [m, k] with leading dimension lda; op(b): [k, n], ldb; c: [m, n], ldc. */
+int32_t p4j_gemm(p4j_ctx* ctx, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
+                 float alpha, const float* a, int64_t lda, const float* b, int64_t ldb,
+                 float beta, float* c, int64_t ldc);
+
+/* ---- low-rank adapter (lowrank.cpp) ----
+ * Forward: h = x·aᵀ; y += s·h·bᵀ.
+ * x: [t, d_in]; a: [r, d_in]; b: [d_out, r]; h: [t, r] (out, kept for backward); y: [t, d_out] (+=) */
+int32_t p4j_lowrank_forward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float s,
+                            const float* x, const float* a, const float* b, float* h, float* y);
+/* Backward: gb = g·b; db = s·gᵀ·h; da = s·gbᵀ·x; dx += s·gb·a.
+ * x: [t, d_in]; a: [r, d_in]; b: [d_out, r]; h: [t, r] (from forward); g: [t, d_out];
+ * gb: [t, r] (workspace); da: [r, d_in]; db: [d_out, r]; dx: [t, d_in] (+=, may be null).
+ * da and db are overwritten when accumulate == 0 and added to otherwise. */
+int32_t p4j_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float s,
+                             const float* x, const float* a, const float* b, const float* h,
+                             const float* g, float* gb, float* da, float* db, float* dx,
+                             int32_t accumulate);
+
+/* ---- elementwise (elementwise.cpp) ---- */
+/* y: [t, d] += bias: [d] on every row */
+int32_t p4j_bias_add(p4j_ctx* ctx, int64_t t, int64_t d, const float* bias, float* y);
+/* x: [t, d]; out: [d] = column sums (overwritten when accumulate == 0, added to otherwise) */
+int32_t p4j_colsum(p4j_ctx* ctx, int64_t t, int64_t d, const float* x, float* out, int32_t accumulate);
+/* x, y: [n]; y = max(x, 0) (y may equal x) */
+int32_t p4j_relu_forward(p4j_ctx* ctx, int64_t n, const float* x, float* y);
+/* x, g, dx: [n]; dx = g where x > 0, else 0 (x is the forward input) */
+int32_t p4j_relu_backward(p4j_ctx* ctx, int64_t n, const float* x, const float* g, float* dx);
+/* x, y: [n]; y = x·Φ(x) (exact erf form, as torch.nn.GELU()) */
+int32_t p4j_gelu_forward(p4j_ctx* ctx, int64_t n, const float* x, float* y);
+/* x, g, dx: [n]; dx = g·(Φ(x) + x·φ(x)) */
+int32_t p4j_gelu_backward(p4j_ctx* ctx, int64_t n, const float* x, const float* g, float* dx);
+/* x: [n] *= alpha */
+int32_t p4j_scale(p4j_ctx* ctx, int64_t n, float alpha, float* x);
+/* x, y: [n]; y += alpha·x */
+int32_t p4j_axpy(p4j_ctx* ctx, int64_t n, float alpha, const float* x, float* y);
+/* x, y, out: [n]; out = x ⊙ y (out may equal x or y) */
+int32_t p4j_mul(p4j_ctx* ctx, int64_t n, const float* x, const float* y, float* out);
+/* x: [n] = value */
+int32_t p4j_fill(p4j_ctx* ctx, int64_t n, float value, float* x);
+/* src, dst: [n] floats, not overlapping */
+int32_t p4j_copy(p4j_ctx* ctx, int64_t n, const float* src, float* dst);
+/* x: [t, c]; out: [t] = index of the first maximum of each row */
+int32_t p4j_argmax_rows(p4j_ctx* ctx, int64_t t, int64_t c, const float* x, int32_t* out);
+
+/* ---- loss (loss.cpp) ----
+ * Softmax cross-entropy, mean over rows. logits, probs: [t, c]; labels: [t] in [0, c);
+ * loss: [1]. Forward writes the row softmax to probs. Backward: dlogits = scale·(probs − onehot)/t
+ * (scale = upstream gradient of the mean loss, usually 1). */
+int32_t p4j_softmax_xent_forward(p4j_ctx* ctx, int64_t t, int64_t c, const float* logits,
+                                 const int32_t* labels, float* probs, float* loss);
+int32_t p4j_softmax_xent_backward(p4j_ctx* ctx, int64_t t, int64_t c, const float* probs,
+                                  const int32_t* labels, float scale, float* dlogits);
+/* pred, target, g: [n]; loss: [1] = mean((pred − target)²); g = 2·(pred − target)/n (g may be null) */
+int32_t p4j_mse(p4j_ctx* ctx, int64_t n, const float* pred, const float* target, float* loss, float* g);
+
+/* ---- optimizers (optim.cpp) ----
+ * AdamW over a flat buffer. param, grad, m, v: [n]. step >= 1 is this update's number (bias
+ * correction 1 − beta^step); decoupled weight decay: param −= lr·weight_decay·param first. */
+int32_t p4j_adamw_step(p4j_ctx* ctx, int64_t n, float* param, const float* grad, float* m, float* v,
+                       float lr, float beta1, float beta2, float eps, float weight_decay, int64_t step);
+/* SGD with momentum (PyTorch semantics, dampening 0): g' = grad + weight_decay·param;
+ * buf = momentum·buf + g' (buf = g' when first != 0); param −= lr·(nesterov ? g' + momentum·buf : buf).
+ * param, grad, buf: [n] (buf unused when momentum == 0, may be null then) */
+int32_t p4j_sgd_step(p4j_ctx* ctx, int64_t n, float* param, const float* grad, float* buf, float lr,
+                     float momentum, float weight_decay, int32_t nesterov, int32_t first);
+/* x: [n]; out: [1] = Σ x² accumulated in double (for the global gradient norm) */
+int32_t p4j_sumsq(p4j_ctx* ctx, int64_t n, const float* x, float* out);
+
+/* ---- random numbers (rng.cpp) ----
+ * Philox-4x32-10. Element i of a fill takes lane (offset + i) % 4 of the block for counter
+ * (offset + i) / 4 under key seed, so results are bit-identical for any thread count and any
+ * split of a fill into pieces at multiples of 4. out: [n] */
+int32_t p4j_rng_uniform(p4j_ctx* ctx, int64_t n, int64_t seed, int64_t offset, float lo, float hi, float* out);
+/* Box-Muller on lane pairs (0,1) and (2,3). */
+int32_t p4j_rng_normal(p4j_ctx* ctx, int64_t n, int64_t seed, int64_t offset, float mean, float std, float* out);
+/* U(−bound, bound), bound = sqrt(6 / ((1 + a²)·fan_in)), as torch.nn.init.kaiming_uniform_. */
+int32_t p4j_rng_kaiming_uniform(p4j_ctx* ctx, int64_t n, int64_t seed, int64_t offset, int64_t fan_in,
+                                float a, float* out);
+/* Inverted dropout: mask[i] = 1 with probability 1 − p (uniform draw >= p), y = x·mask/(1 − p).
+ * x, y: [n] (y may equal x); mask: [n] uint8 (out) */
+int32_t p4j_dropout_forward(p4j_ctx* ctx, int64_t n, float p, int64_t seed, int64_t offset,
+                            const float* x, uint8_t* mask, float* y);
+/* g, dx: [n]; mask: [n]; dx = g·mask/(1 − p) */
+int32_t p4j_dropout_backward(p4j_ctx* ctx, int64_t n, float p, const uint8_t* mask, const float* g, float* dx);
+
+/* ---- ceilings for benchmarks (abi.cpp) ----
+ * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;
+ * flops: [1] = floating-point operations done; sink: [1] (keeps the work observable). */
+int32_t p4j_fma_peak(p4j_ctx* ctx, int64_t iters, int64_t* flops, float* sink);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

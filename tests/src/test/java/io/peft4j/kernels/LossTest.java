@@ -1,0 +1,83 @@
+package io.peft4j.kernels;
+
+import static io.peft4j.kernels.KernelTesting.*;
+import static org.junit.jupiter.api.Assertions.fail;
+
+import io.peft4j.backend.Backend;
+import io.peft4j.tensor.Tensor;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/** Softmax cross-entropy and MSE against the reference (gradients proven in {@link ReferenceTest}). */
+class LossTest {
+    static Stream<Arguments> xentCases() {
+        float[] scales = {1f, -0.5f, 3f};
+        List<Arguments> out = new ArrayList<>();
+        int i = 0;
+        for (int[] s : SHAPES) out.add(Arguments.of(s[0], s[1], scales[i++ % scales.length]));
+        out.add(Arguments.of(257, 10, 1f));
+        return out.stream();
+    }
+
+    @ParameterizedTest(name = "t={0} c={1} scale={2}")
+    @MethodSource("xentCases")
+    void softmaxXentMatchesReference(int t, int k, float scale) {
+        Case c = newCase("softmaxXent " + t + "x" + k + " scale=" + scale);
+        float[] logits = c.normal(t * k, 3);
+        int[] labels = c.ints(t, k);
+        double[] ld = toDouble(logits);
+        try (Scope s = new Scope()) {
+            Tensor tl = s.of(logits, t, k), lab = s.ints(labels, t), probs = s.poisoned(t, k);
+            float loss = Backend.cpu().softmaxXentForward(tl, lab, probs);
+            double lossRef = Reference.xentLoss(t, k, ld, labels);
+            // Each row's loss is log Σe + max − x_label in fp32: a few u times |logits| (<~ 20 here).
+            if (!(Math.abs(loss - lossRef) <= 1e-5 * (1 + Math.abs(lossRef)))) {
+                fail(c.label() + ": loss " + loss + ", reference " + lossRef);
+            }
+            // exp to a few ulp, its argument x − max rounded (relative ~|x − max|·u in the result).
+            double[] pRef = Reference.softmax(t, k, ld);
+            assertWithin(c, "probs", probs.toFloatArray(), pRef, i -> 1e-5 * pRef[i] + 1e-38);
+
+            float[] p = toFloat(pRef);
+            Tensor dl = s.poisoned(t, k);
+            Backend.cpu().softmaxXentBackward(s.of(p, t, k), lab, scale, dl);
+            double[] dRef = Reference.xentBackward(t, k, toDouble(p), labels, scale);
+            // scale·(p − onehot)/t in a few roundings: 4u of |scale|·(p + onehot)/t.
+            assertWithin(c, "dlogits", dl.toFloatArray(), dRef,
+                    i -> 4 * U * Math.abs(scale) * (p[i] + (i % k == labels[i / k] ? 1 : 0)) / t + 1e-45);
+        }
+    }
+
+    static Stream<Arguments> mseCases() {
+        List<Arguments> out = new ArrayList<>();
+        for (int n : SIZES) {
+            out.add(Arguments.of(n, true));
+            out.add(Arguments.of(n, false));
+        }
+        return out.stream();
+    }
+
+    @ParameterizedTest(name = "n={0} grad={1}")
+    @MethodSource("mseCases")
+    void mseMatchesReference(int n, boolean withGrad) {
+        Case c = newCase("mse n=" + n + " grad=" + withGrad);
+        float[] pred = c.normal(n), target = c.normal(n);
+        long[] shape = ElementwiseTest.shapeOf(n);
+        try (Scope s = new Scope()) {
+            Tensor g = withGrad ? s.poisoned(shape) : null;
+            float loss = Backend.cpu().mse(s.of(pred, shape), s.of(target, shape), g);
+            double ref = Reference.mseLoss(toDouble(pred), toDouble(target));
+            // A sum of n positive terms: relative 1e-6·(4 + √n) as for a GEMM of inner size n.
+            assertNormwise(c, "loss", new float[] {loss}, new double[] {ref}, gemmTol(n));
+            if (withGrad) {
+                double[] gRef = Reference.mseGrad(toDouble(pred), toDouble(target));
+                // 2·(p − t)/n: at most three roundings.
+                assertWithin(c, "g", g.toFloatArray(), gRef, i -> 4 * U * Math.abs(gRef[i]));
+            }
+        }
+    }
+}
