@@ -3,6 +3,8 @@
 // chosen at run time; the drivers split the index range over ctx->threads OpenMP threads.
 #include "internal.h"
 
+#include <immintrin.h>
+
 namespace p4j {
 namespace {
 
@@ -60,8 +62,7 @@ P4J_MULTIVERSION(gelu_fwd, (int64_t n, const float* x, float* y), (n, x, y))
 P4J_INLINE void gelu_bwd_body(int64_t n, const float* x, const float* g, float* dx) {
   for (int64_t i = 0; i < n; ++i) {
     const float v = x[i];
-    const float pdf = 0.39894228040143268f * exp_f(-0.5f * v * v);
-    dx[i] = g[i] * (normal_cdf_f(v) + v * pdf);
+    dx[i] = g[i] * (normal_cdf_f(v) + v * normal_pdf_f(v));
   }
 }
 P4J_MULTIVERSION(gelu_bwd, (int64_t n, const float* x, const float* g, float* dx), (n, x, g, dx))
@@ -85,6 +86,28 @@ P4J_INLINE void fill_body(int64_t n, float value, float* x) {
   for (int64_t i = 0; i < n; ++i) x[i] = value;
 }
 P4J_MULTIVERSION(fill, (int64_t n, float value, float* x), (n, value, x))
+
+// Copies larger than this bypass the caches (non-temporal stores): the destination would not
+// stay cached anyway, and skipping the read-for-ownership of every destination line makes a
+// large copy ~1.5x faster on this machine class.
+constexpr int64_t kStreamBytes = 16 << 20;
+
+// SSE2 streaming copy (every x86-64 CPU has it; stream bandwidth does not grow with vector
+// width). dst must be 4-byte aligned; the head is copied until dst is 16-byte aligned.
+void stream_copy(const float* src, float* dst, int64_t n) {
+  int64_t i = 0;
+  for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
+  for (; i + 16 <= n; i += 16) {
+    const __m128 a = _mm_loadu_ps(src + i), b = _mm_loadu_ps(src + i + 4);
+    const __m128 c = _mm_loadu_ps(src + i + 8), d = _mm_loadu_ps(src + i + 12);
+    _mm_stream_ps(dst + i, a);
+    _mm_stream_ps(dst + i + 4, b);
+    _mm_stream_ps(dst + i + 8, c);
+    _mm_stream_ps(dst + i + 12, d);
+  }
+  for (; i < n; ++i) dst[i] = src[i];
+  _mm_sfence();
+}
 
 // First maximum of each row; a NaN counts as larger than any number (as torch.argmax).
 void argmax_rows_kernel(int64_t rows, int64_t c, const float* x, int32_t* out) {
@@ -263,8 +286,10 @@ int32_t p4j_copy(p4j_ctx* ctx, int64_t n, const float* src, float* dst) {
     uintptr_t s = reinterpret_cast<uintptr_t>(src), d = reinterpret_cast<uintptr_t>(dst);
     uintptr_t bytes = static_cast<uintptr_t>(n) * sizeof(float);
     if (s < d + bytes && d < s + bytes) return fail(P4J_EINVAL, "%s: src and dst overlap", fn);
+    const bool stream = static_cast<uintptr_t>(n) * sizeof(float) >= kStreamBytes && (d & 3) == 0;
     parallel_range(ctx, n, kGrain, [&](int64_t b, int64_t e) {
-      std::memcpy(dst + b, src + b, static_cast<size_t>(e - b) * sizeof(float));
+      if (stream) stream_copy(src + b, dst + b, e - b);
+      else std::memcpy(dst + b, src + b, static_cast<size_t>(e - b) * sizeof(float));
     });
     return P4J_OK;
   });

@@ -12,8 +12,9 @@
 // Floats. Every operation below is one IEEE-754 binary32 operation rounded to nearest (this file
 // is compiled with -ffp-contract=off); fma(a, b, c) is a fused multiply-add rounded once.
 // Constants written 1/6 etc. mean the float nearest to that number.
-//   uniform:  u = float(x >> 8) · 2^-24, in [0, 1) exactly; value = lo + (hi − lo)·u
-//             (the difference, the product and the sum each rounded).
+//   uniform:  u = float(x >> 8) · 2^-24, in [0, 1) exactly; v = lo + (hi − lo)·u (the difference,
+//             the product and the sum each rounded); value = min(v, top) with top the largest float
+//             below hi (hi itself when lo = hi), since the rounded sum can reach hi.
 //   normal:   words (x0, x1) = block words (0, 1) or (2, 3):
 //             u1 = float((x0 >> 8) + 1) · 2^-24 in (0, 1]; u2 = float(x1 >> 8) · 2^-24 in [0, 1);
 //             r = sqrt(−2·ln(u1)); z0 = r·cos(2π·u2) for the even word, z1 = r·sin(2π·u2) for the
@@ -35,6 +36,8 @@
 //             scale 1 / (1 − p) computed in float.
 #include "internal.h"
 
+#include <immintrin.h>
+
 #include <cmath>
 
 namespace p4j {
@@ -45,38 +48,163 @@ constexpr uint32_t kW0 = 0x9E3779B9u, kW1 = 0xBB67AE85u;
 constexpr int kBatch = 16;                 // Philox blocks generated together (vectorised)
 constexpr int64_t kBatchElems = 4 * kBatch;  // fill elements per batch
 
-// Words of blocks blk0 .. blk0 + kBatch − 1: r[w][j] is word w of block blk0 + j.
-P4J_INLINE void philox_batch(uint32_t key0, uint32_t key1, uint64_t blk0, uint32_t r[4][kBatch]) {
-  uint32_t c0[kBatch], c1[kBatch], c2[kBatch], c3[kBatch];
+// Counter words of blocks blk0 .. blk0 + kBatch − 1 (the low and high 32 bits of each block index).
+P4J_INLINE void counters(uint64_t blk0, uint32_t lo[kBatch], uint32_t hi[kBatch]) {
   for (int j = 0; j < kBatch; ++j) {
     const uint64_t b = blk0 + static_cast<uint64_t>(j);
-    c0[j] = static_cast<uint32_t>(b);
-    c1[j] = static_cast<uint32_t>(b >> 32);
-    c2[j] = 0;
-    c3[j] = 0;
-  }
-  uint32_t k0 = key0, k1 = key1;
-  for (int round = 0; round < 10; ++round) {
-    for (int j = 0; j < kBatch; ++j) {
-      const uint64_t p0 = static_cast<uint64_t>(kM0) * c0[j];
-      const uint64_t p1 = static_cast<uint64_t>(kM1) * c2[j];
-      const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[j] ^ k0;
-      const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[j] ^ k1;
-      c1[j] = static_cast<uint32_t>(p1);
-      c3[j] = static_cast<uint32_t>(p0);
-      c0[j] = n0;
-      c2[j] = n2;
-    }
-    k0 += kW0;
-    k1 += kW1;
-  }
-  for (int j = 0; j < kBatch; ++j) {
-    r[0][j] = c0[j];
-    r[1][j] = c1[j];
-    r[2][j] = c2[j];
-    r[3][j] = c3[j];
+    lo[j] = static_cast<uint32_t>(b);
+    hi[j] = static_cast<uint32_t>(b >> 32);
   }
 }
+
+// Philox and the word-major -> element-order interleave, in three builds: portable code for the
+// baseline, and AVX2 / AVX-512 intrinsics (the compiler does not vectorise the 32x32->64-bit
+// products well). r[w][j] is word w of block blk0 + j; interleave writes out[4·j + w] = v[w][j].
+// The intrinsic versions are called, not inlined (a call per 64 numbers costs nothing), since
+// the shared fill body they are called from is compiled without their target options.
+struct GenericOps {
+  static P4J_INLINE void philox(uint32_t key0, uint32_t key1, uint64_t blk0, uint32_t r[4][kBatch]) {
+    uint32_t c0[kBatch], c1[kBatch], c2[kBatch] = {}, c3[kBatch] = {};
+    counters(blk0, c0, c1);
+    uint32_t k0 = key0, k1 = key1;
+    for (int round = 0; round < 10; ++round) {
+      for (int j = 0; j < kBatch; ++j) {
+        const uint64_t p0 = static_cast<uint64_t>(kM0) * c0[j];
+        const uint64_t p1 = static_cast<uint64_t>(kM1) * c2[j];
+        const uint32_t n0 = static_cast<uint32_t>(p1 >> 32) ^ c1[j] ^ k0;
+        const uint32_t n2 = static_cast<uint32_t>(p0 >> 32) ^ c3[j] ^ k1;
+        c1[j] = static_cast<uint32_t>(p1);
+        c3[j] = static_cast<uint32_t>(p0);
+        c0[j] = n0;
+        c2[j] = n2;
+      }
+      k0 += kW0;
+      k1 += kW1;
+    }
+    for (int j = 0; j < kBatch; ++j) {
+      r[0][j] = c0[j];
+      r[1][j] = c1[j];
+      r[2][j] = c2[j];
+      r[3][j] = c3[j];
+    }
+  }
+  static P4J_INLINE void interleave(const float v[4][kBatch], float* out) {
+    for (int j = 0; j < kBatch; ++j)
+      for (int w = 0; w < 4; ++w) out[4 * j + w] = v[w][j];
+  }
+};
+
+struct Avx2Ops {
+  // (hi, lo) of the 64-bit products m·c per 32-bit lane: even lanes from one vpmuludq, odd
+  // lanes from another on the lanes shifted down.
+  P4J_TARGET_AVX2 static P4J_INLINE void mul_hilo(__m256i c, __m256i m, __m256i* hi, __m256i* lo) {
+    const __m256i even = _mm256_mul_epu32(c, m);
+    const __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(c, 32), m);
+    *lo = _mm256_blend_epi32(even, _mm256_slli_epi64(odd, 32), 0xAA);
+    *hi = _mm256_blend_epi32(_mm256_srli_epi64(even, 32), odd, 0xAA);
+  }
+  P4J_TARGET_AVX2 static __attribute__((noinline)) void philox(uint32_t key0, uint32_t key1, uint64_t blk0, uint32_t r[4][kBatch]) {
+    alignas(32) uint32_t lo[kBatch], hi[kBatch];
+    counters(blk0, lo, hi);
+    const __m256i m0 = _mm256_set1_epi32(static_cast<int>(kM0)), m1 = _mm256_set1_epi32(static_cast<int>(kM1));
+    for (int half = 0; half < kBatch; half += 8) {
+      __m256i c0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(lo + half));
+      __m256i c1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(hi + half));
+      __m256i c2 = _mm256_setzero_si256(), c3 = _mm256_setzero_si256();
+      uint32_t k0 = key0, k1 = key1;
+      for (int round = 0; round < 10; ++round) {
+        __m256i hi0, lo0, hi1, lo1;
+        mul_hilo(c0, m0, &hi0, &lo0);
+        mul_hilo(c2, m1, &hi1, &lo1);
+        c0 = _mm256_xor_si256(_mm256_xor_si256(hi1, c1), _mm256_set1_epi32(static_cast<int>(k0)));
+        c2 = _mm256_xor_si256(_mm256_xor_si256(hi0, c3), _mm256_set1_epi32(static_cast<int>(k1)));
+        c1 = lo1;
+        c3 = lo0;
+        k0 += kW0;
+        k1 += kW1;
+      }
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r[0] + half), c0);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r[1] + half), c1);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r[2] + half), c2);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(r[3] + half), c3);
+    }
+  }
+  // 4x4 transposes inside 128-bit lanes, then the lanes put in block order.
+  P4J_TARGET_AVX2 static __attribute__((noinline)) void interleave(const float v[4][kBatch], float* out) {
+    for (int half = 0; half < kBatch; half += 8) {
+      const __m256 v0 = _mm256_loadu_ps(v[0] + half), v1 = _mm256_loadu_ps(v[1] + half);
+      const __m256 v2 = _mm256_loadu_ps(v[2] + half), v3 = _mm256_loadu_ps(v[3] + half);
+      const __m256 t0 = _mm256_unpacklo_ps(v0, v1), t1 = _mm256_unpackhi_ps(v0, v1);
+      const __m256 t2 = _mm256_unpacklo_ps(v2, v3), t3 = _mm256_unpackhi_ps(v2, v3);
+      const __m256 r0 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+      const __m256 r1 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t0), _mm256_castps_pd(t2)));
+      const __m256 r2 = _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+      const __m256 r3 = _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(t1), _mm256_castps_pd(t3)));
+      float* o = out + 4 * half;  // rK holds block half+K in its low lane, half+4+K in its high lane
+      _mm256_storeu_ps(o, _mm256_permute2f128_ps(r0, r1, 0x20));
+      _mm256_storeu_ps(o + 8, _mm256_permute2f128_ps(r2, r3, 0x20));
+      _mm256_storeu_ps(o + 16, _mm256_permute2f128_ps(r0, r1, 0x31));
+      _mm256_storeu_ps(o + 24, _mm256_permute2f128_ps(r2, r3, 0x31));
+    }
+  }
+};
+
+// GCC 12 warns about the deliberately undefined pass-through operand inside its own AVX-512
+// intrinsic headers (a known false positive).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wuninitialized"
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+struct Avx512Ops {
+  P4J_TARGET_AVX512 static P4J_INLINE void mul_hilo(__m512i c, __m512i m, __m512i* hi, __m512i* lo) {
+    const __m512i even = _mm512_mul_epu32(c, m);
+    const __m512i odd = _mm512_mul_epu32(_mm512_srli_epi64(c, 32), m);
+    *lo = _mm512_mask_blend_epi32(0xAAAA, even, _mm512_slli_epi64(odd, 32));
+    *hi = _mm512_mask_blend_epi32(0xAAAA, _mm512_srli_epi64(even, 32), odd);
+  }
+  P4J_TARGET_AVX512 static __attribute__((noinline)) void philox(uint32_t key0, uint32_t key1, uint64_t blk0, uint32_t r[4][kBatch]) {
+    alignas(64) uint32_t lo[kBatch], hi[kBatch];
+    counters(blk0, lo, hi);
+    const __m512i m0 = _mm512_set1_epi32(static_cast<int>(kM0)), m1 = _mm512_set1_epi32(static_cast<int>(kM1));
+    __m512i c0 = _mm512_load_si512(lo), c1 = _mm512_load_si512(hi);
+    __m512i c2 = _mm512_setzero_si512(), c3 = _mm512_setzero_si512();
+    uint32_t k0 = key0, k1 = key1;
+    for (int round = 0; round < 10; ++round) {
+      __m512i hi0, lo0, hi1, lo1;
+      mul_hilo(c0, m0, &hi0, &lo0);
+      mul_hilo(c2, m1, &hi1, &lo1);
+      c0 = _mm512_xor_si512(_mm512_xor_si512(hi1, c1), _mm512_set1_epi32(static_cast<int>(k0)));
+      c2 = _mm512_xor_si512(_mm512_xor_si512(hi0, c3), _mm512_set1_epi32(static_cast<int>(k1)));
+      c1 = lo1;
+      c3 = lo0;
+      k0 += kW0;
+      k1 += kW1;
+    }
+    _mm512_storeu_si512(r[0], c0);
+    _mm512_storeu_si512(r[1], c1);
+    _mm512_storeu_si512(r[2], c2);
+    _mm512_storeu_si512(r[3], c3);
+  }
+  // 4x4 transposes inside 128-bit lanes (rK: block 4L+K in lane L), then a 4x4 transpose of lanes.
+  P4J_TARGET_AVX512 static __attribute__((noinline)) void interleave(const float v[4][kBatch], float* out) {
+    const __m512 v0 = _mm512_loadu_ps(v[0]), v1 = _mm512_loadu_ps(v[1]);
+    const __m512 v2 = _mm512_loadu_ps(v[2]), v3 = _mm512_loadu_ps(v[3]);
+    const __m512 t0 = _mm512_unpacklo_ps(v0, v1), t1 = _mm512_unpackhi_ps(v0, v1);
+    const __m512 t2 = _mm512_unpacklo_ps(v2, v3), t3 = _mm512_unpackhi_ps(v2, v3);
+    const __m512 r0 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+    const __m512 r1 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t0), _mm512_castps_pd(t2)));
+    const __m512 r2 = _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+    const __m512 r3 = _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(t1), _mm512_castps_pd(t3)));
+    const __m512 s0 = _mm512_shuffle_f32x4(r0, r1, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 s1 = _mm512_shuffle_f32x4(r2, r3, _MM_SHUFFLE(1, 0, 1, 0));
+    const __m512 s2 = _mm512_shuffle_f32x4(r0, r1, _MM_SHUFFLE(3, 2, 3, 2));
+    const __m512 s3 = _mm512_shuffle_f32x4(r2, r3, _MM_SHUFFLE(3, 2, 3, 2));
+    _mm512_storeu_ps(out, _mm512_shuffle_f32x4(s0, s1, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_ps(out + 16, _mm512_shuffle_f32x4(s0, s1, _MM_SHUFFLE(3, 1, 3, 1)));
+    _mm512_storeu_ps(out + 32, _mm512_shuffle_f32x4(s2, s3, _MM_SHUFFLE(2, 0, 2, 0)));
+    _mm512_storeu_ps(out + 48, _mm512_shuffle_f32x4(s2, s3, _MM_SHUFFLE(3, 1, 3, 1)));
+  }
+};
+#pragma GCC diagnostic pop
 
 P4J_INLINE float unit_open_right(uint32_t x) { return static_cast<float>(x >> 8) * 5.9604644775390625e-8f; }
 P4J_INLINE float unit_open_left(uint32_t x) { return static_cast<float>((x >> 8) + 1u) * 5.9604644775390625e-8f; }
@@ -131,19 +259,23 @@ struct Fill {
   uint32_t k0, k1;
   int64_t offset;
   float a, b;           // uniform: lo, hi − lo; normal: mean, std; dropout: p, 1 / (1 − p)
+  float top;            // uniform: the largest value allowed (below hi)
   const float* x;       // dropout input
   uint8_t* mask;        // dropout mask
   float* out;           // values (uniform, normal) or dropout output
 };
 
-// Elements [i0, i1) of the fill, one batch of 64 positions at a time.
+// Elements [i0, i1) of the fill, one batch of 64 positions at a time: words, then values per
+// word (vectorised over blocks), then element order.
+template <class Ops>
 P4J_INLINE void fill_body(const Fill* fp, int64_t i0, int64_t i1) {
   const Fill& f = *fp;
   const int64_t p0 = f.offset + i0, p1 = f.offset + i1;  // positions in the stream
-  float vals[kBatchElems];
-  uint32_t r[4][kBatch];
+  alignas(64) float vals[kBatchElems];
+  alignas(64) float v[4][kBatch];
+  alignas(64) uint32_t r[4][kBatch];
   for (int64_t bpos = p0 / kBatchElems * kBatchElems; bpos < p1; bpos += kBatchElems) {
-    philox_batch(f.k0, f.k1, static_cast<uint64_t>(bpos / 4), r);
+    Ops::philox(f.k0, f.k1, static_cast<uint64_t>(bpos / 4), r);
     if (f.dist == Dist::normal) {
       for (int pair = 0; pair < 2; ++pair)
         for (int j = 0; j < kBatch; ++j) {
@@ -152,33 +284,55 @@ P4J_INLINE void fill_body(const Fill* fp, int64_t i0, int64_t i1) {
           const float rad = std::sqrt(-2.0f * log_fixed(u1));
           float sn, cs;
           sincos_2pi_fixed(u2, &sn, &cs);
-          vals[4 * j + 2 * pair] = f.a + f.b * (rad * cs);
-          vals[4 * j + 2 * pair + 1] = f.a + f.b * (rad * sn);
+          v[2 * pair][j] = f.a + f.b * (rad * cs);
+          v[2 * pair + 1][j] = f.a + f.b * (rad * sn);
         }
     } else if (f.dist == Dist::uniform) {
       for (int w = 0; w < 4; ++w)
-        for (int j = 0; j < kBatch; ++j) vals[4 * j + w] = f.a + f.b * unit_open_right(r[w][j]);
+        for (int j = 0; j < kBatch; ++j) {
+          const float val = f.a + f.b * unit_open_right(r[w][j]);
+          v[w][j] = val > f.top ? f.top : val;
+        }
     } else {
       for (int w = 0; w < 4; ++w)
-        for (int j = 0; j < kBatch; ++j) vals[4 * j + w] = unit_open_right(r[w][j]);
+        for (int j = 0; j < kBatch; ++j) v[w][j] = unit_open_right(r[w][j]);
     }
+    Ops::interleave(v, vals);
     const int64_t lo = bpos > p0 ? bpos : p0;
     const int64_t hi = bpos + kBatchElems < p1 ? bpos + kBatchElems : p1;
     const int64_t base = lo - f.offset;  // element index of position lo
-    const float* v = vals + (lo - bpos);
+    const float* u = vals + (lo - bpos);
     const int64_t cnt = hi - lo;
     if (f.dist == Dist::dropout) {
+      const float p = f.a, scale = f.b;
+      const float* xs = f.x + base;  // may equal ys (in place)
+      float* ys = f.out + base;
+      uint8_t* __restrict ms = f.mask + base;
       for (int64_t k = 0; k < cnt; ++k) {
-        const bool keep = v[k] >= f.a;
-        f.mask[base + k] = keep ? 1 : 0;
-        f.out[base + k] = keep ? f.x[base + k] * f.b : 0.0f;
+        const bool keep = u[k] >= p;
+        ms[k] = keep ? 1 : 0;
+        ys[k] = keep ? xs[k] * scale : 0.0f;
       }
     } else {
-      for (int64_t k = 0; k < cnt; ++k) f.out[base + k] = v[k];
+      float* __restrict ys = f.out + base;
+      for (int64_t k = 0; k < cnt; ++k) ys[k] = u[k];
     }
   }
 }
-P4J_MULTIVERSION(fill, (const Fill* f, int64_t i0, int64_t i1), (f, i0, i1))
+P4J_TARGET_AVX512 __attribute__((noinline)) void fill_avx512(const Fill* f, int64_t i0, int64_t i1) {
+  fill_body<Avx512Ops>(f, i0, i1);
+}
+P4J_TARGET_AVX2 __attribute__((noinline)) void fill_avx2(const Fill* f, int64_t i0, int64_t i1) {
+  fill_body<Avx2Ops>(f, i0, i1);
+}
+__attribute__((noinline)) void fill_base(const Fill* f, int64_t i0, int64_t i1) { fill_body<GenericOps>(f, i0, i1); }
+void fill_kernel(const Fill* f, int64_t i0, int64_t i1) {
+  switch (active_isa()) {
+    case Isa::avx512: fill_avx512(f, i0, i1); return;
+    case Isa::avx2: fill_avx2(f, i0, i1); return;
+    default: fill_base(f, i0, i1); return;
+  }
+}
 
 P4J_INLINE void dropout_bwd_body(int64_t n, const uint8_t* mask, const float* g, float scale, float* dx) {
   for (int64_t i = 0; i < n; ++i) dx[i] = mask[i] != 0 ? g[i] * scale : 0.0f;
@@ -210,7 +364,7 @@ void run_fill(const p4j_ctx* ctx, int64_t n, const Fill& f) {
 
 Fill make_fill(Dist dist, int64_t seed, int64_t offset, float a, float b) {
   const uint64_t s = static_cast<uint64_t>(seed);
-  return Fill{dist, static_cast<uint32_t>(s), static_cast<uint32_t>(s >> 32), offset, a, b, nullptr, nullptr,
+  return Fill{dist, static_cast<uint32_t>(s), static_cast<uint32_t>(s >> 32), offset, a, b, 0.0f, nullptr, nullptr,
               nullptr};
 }
 
@@ -221,9 +375,10 @@ int32_t uniform_fill(const char* fn, p4j_ctx* ctx, int64_t n, int64_t seed, int6
   P4J_TRY(check_finite(fn, "hi", hi));
   if (lo > hi) return fail(P4J_EINVAL, "%s: lo (%g) > hi (%g)", fn, lo, hi);
   const float width = hi - lo;
-  if (!std::isfinite(width)) return fail(P4J_EINVAL, "%s: hi − lo overflows float (lo %g, hi %g)", fn, lo, hi);
+  if (!std::isfinite(width)) return fail(P4J_EINVAL, "%s: hi - lo overflows float (lo %g, hi %g)", fn, lo, hi);
   P4J_TRY(check_ptr(fn, "out", out, n));
   Fill f = make_fill(Dist::uniform, seed, offset, lo, width);
+  f.top = lo < hi ? std::nextafter(hi, lo) : hi;
   f.out = out;
   run_fill(ctx, n, f);
   return P4J_OK;

@@ -119,10 +119,11 @@ int32_t p4j_sumsq(p4j_ctx* ctx, int64_t n, const float* x, float* out);
  * Philox-4x32-10. Element i of a fill takes lane (offset + i) % 4 of the block for counter
  * (offset + i) / 4 under key seed, so results are bit-identical for any thread count and any
  * split of a fill into pieces at multiples of 4. out: [n] */
+/* Values in [lo, hi) (lo when lo == hi). */
 int32_t p4j_rng_uniform(p4j_ctx* ctx, int64_t n, int64_t seed, int64_t offset, float lo, float hi, float* out);
 /* Box-Muller on lane pairs (0,1) and (2,3). */
 int32_t p4j_rng_normal(p4j_ctx* ctx, int64_t n, int64_t seed, int64_t offset, float mean, float std, float* out);
-/* U(−bound, bound), bound = sqrt(6 / ((1 + a²)·fan_in)), as torch.nn.init.kaiming_uniform_. */
+/* U(−bound, bound) (values in [−bound, bound)), bound = sqrt(6 / ((1 + a²)·fan_in)), as torch.nn.init.kaiming_uniform_. */
 int32_t p4j_rng_kaiming_uniform(p4j_ctx* ctx, int64_t n, int64_t seed, int64_t offset, int64_t fan_in,
                                 float a, float* out);
 /* Inverted dropout: mask[i] = 1 with probability 1 − p (uniform draw >= p), y = x·mask/(1 − p).

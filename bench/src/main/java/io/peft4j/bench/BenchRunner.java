@@ -41,7 +41,8 @@ import org.openjdk.jmh.runner.options.VerboseMode;
  * <pre>
  * java --enable-native-access=ALL-UNNAMED -jar bench/target/benchmarks.jar [-quick] [-v] [REGEX]
  * </pre>
- * REGEX selects benchmarks by full name (e.g. {@code LowRank}); -quick is a short smoke run;
+ * REGEX selects benchmarks by full name (e.g. {@code LowRank}; the ceilings always run too);
+ * -quick is a short smoke run;
  * -v shows JMH's own output (otherwise it goes to bench/target/jmh-output.log). The C sgemm is
  * found via -Dpeft4j.sgemm.bench / PEFT4J_SGEMM_BENCH, else in java-api/target/native-build/bin.
  */
@@ -83,6 +84,8 @@ public final class BenchRunner {
 
         ChainedOptionsBuilder ob = new OptionsBuilder()
                 .include(Pattern.quote(PKG) + ".*" + (filter == null ? "" : "(?:" + filter + ")"))
+                // The ceilings are always measured, so every figure has its ceiling from this run.
+                .include(Pattern.quote(PKG + "CeilingBench."))
                 .forks(1)
                 .threads(1)
                 .shouldFailOnError(true)
@@ -97,32 +100,40 @@ public final class BenchRunner {
 
         Path log = outDir.resolve("jmh-output.log");
         Collection<RunResult> results;
+        // The same sgemm from C runs right after the Java one, so both see the same machine load.
+        int cReps = quick ? 3 : 15;
+        CSgemm[] cSgemm = {null};
+        Map<String, String> loads = new java.util.concurrent.ConcurrentHashMap<>();
+        Runnable afterSgemm = () -> {
+            cSgemm[0] = runCSgemm(cReps);
+            loads.put("p4j_sgemm_bench", load1());
+        };
         try (PrintStream logStream = new PrintStream(Files.newOutputStream(log), true, StandardCharsets.UTF_8)) {
             OutputFormat jmhOut = verbose
-                    ? OutputFormatFactory.createFormatInstance(unclosable(System.out), VerboseMode.NORMAL)
-                    : new Progress(OutputFormatFactory.createFormatInstance(logStream, VerboseMode.NORMAL), System.out);
+                    ? new Progress(OutputFormatFactory.createFormatInstance(unclosable(System.out), VerboseMode.NORMAL), null, afterSgemm, loads)
+                    : new Progress(OutputFormatFactory.createFormatInstance(logStream, VerboseMode.NORMAL), System.out, afterSgemm, loads);
             if (!verbose) System.out.println("peft4j bench" + (quick ? " (quick)" : "") + ": JMH output in " + log);
             results = new Runner(ob.build(), jmhOut).run();
         }
-
-        // The same sgemm from C, right after the JMH runs, when it is selected.
-        CSgemm cSgemm = null;
-        boolean wantSgemm = filter == null || Pattern.compile(filter).matcher(PKG + "SgemmBench.sgemm").find();
-        if (wantSgemm) cSgemm = runCSgemm(quick ? 3 : 10);
+        boolean ranSgemm = results.stream().anyMatch(r -> r.getParams().getBenchmark().equals(PKG + "SgemmBench.sgemm"));
+        if (ranSgemm && cSgemm[0] == null) afterSgemm.run();
 
         String loadAfter = loadAverage();
-        Table table = buildTable(results, cSgemm);
+        Table table = buildTable(results, cSgemm[0], loads);
         List<String> header = header(quick, loadBefore, loadAfter);
 
         System.out.println();
         header.forEach(System.out::println);
         System.out.println();
         System.out.print(table.text());
+        table.notes().forEach(System.out::println);
 
         Path md = outDir.resolve("bench-results.md");
         StringBuilder sb = new StringBuilder("# peft4j benchmark results\n\n");
         for (String h : header) sb.append("- ").append(h).append('\n');
         sb.append('\n').append(table.markdown());
+        if (!table.notes().isEmpty()) sb.append('\n');
+        for (String n : table.notes()) sb.append("- ").append(n).append('\n');
         Files.writeString(md, sb.toString(), StandardCharsets.UTF_8);
         System.out.println("\nwritten: " + md);
     }
@@ -154,7 +165,7 @@ public final class BenchRunner {
 
     private static void usage(PrintStream out) {
         out.println("usage: benchmarks.jar [-quick] [-v] [REGEX]");
-        out.println("  REGEX   run only benchmarks whose full name matches (e.g. LowRank, 'Sgemm|Ceiling')");
+        out.println("  REGEX   run only benchmarks whose full name matches (e.g. LowRank, 'Sgemm|Adamw'); the ceilings always run");
         out.println("  -quick  short smoke run (1 warmup + 2 measurement iterations of 0.5 s)");
         out.println("  -v      show JMH's own output instead of writing it to bench/target/jmh-output.log");
     }
@@ -197,7 +208,7 @@ public final class BenchRunner {
         }
         List<String> cmd = List.of(exe.toString(), Long.toString(SgemmBench.M), Long.toString(SgemmBench.N),
                 Long.toString(SgemmBench.K), Integer.toString(reps));
-        System.out.println("running " + String.join(" ", cmd));
+        System.out.println("  " + String.join(" ", cmd) + " (C, median of " + reps + ")");
         try {
             ProcessBuilder pb = new ProcessBuilder(cmd).redirectErrorStream(true);
             String threads = System.getProperty("peft4j.threads", System.getenv("PEFT4J_THREADS"));
@@ -278,17 +289,37 @@ public final class BenchRunner {
         }
     }
 
-    record Row(String name, Figure figure, String unit, String ceiling, double ratio, String target) {}
+    record Row(String name, Figure figure, String unit, String ceiling, double ratio, String target, String load) {
+        Row(String name, Figure figure, String unit, String ceiling, double ratio, String target) {
+            this(name, figure, unit, ceiling, ratio, target, "");
+        }
+
+        Row withLoad(String l) {
+            return new Row(name, figure, unit, ceiling, ratio, target, l == null ? "" : l);
+        }
+    }
 
     record Table(List<Row> rows) {
-        private static final String[] HEAD = {"benchmark", "figure", "unit", "ceiling", "ratio", "target"};
+        /** Rows whose figure exceeds the ceiling they are compared with: that ceiling is not one. */
+        List<String> notes() {
+            List<String> n = new ArrayList<>();
+            for (Row r : rows) {
+                if (!r.ceiling().isEmpty() && r.ratio() > 1.0 && !r.unit().equals("ratio") && !r.unit().equals("ms")) {
+                    n.add("note: '" + r.name() + "' exceeds its ceiling (" + r.ceiling()
+                            + "): that ceiling kernel underperforms in this run");
+                }
+            }
+            return n;
+        }
+
+        private static final String[] HEAD = {"benchmark", "figure", "unit", "ceiling", "ratio", "target", "load"};
 
         private static String[] cells(Row r) {
             String fig = !r.figure().present() ? "n/a"
                     : fmt(r.figure().value()) + (Double.isNaN(r.figure().error()) || r.figure().error() == 0
                     ? "" : " ± " + fmt(r.figure().error()));
             return new String[] {r.name(), fig, r.unit(), r.ceiling(),
-                    Double.isNaN(r.ratio()) ? "" : String.format(Locale.ROOT, "%.3f", r.ratio()), r.target()};
+                    Double.isNaN(r.ratio()) ? "" : String.format(Locale.ROOT, "%.3f", r.ratio()), r.target(), r.load()};
         }
 
         String text() {
@@ -316,7 +347,7 @@ public final class BenchRunner {
 
         String markdown() {
             StringBuilder sb = new StringBuilder("| " + String.join(" | ", HEAD) + " |\n");
-            sb.append("|---|---:|---|---|---:|---|\n");
+            sb.append("|---|---:|---|---|---:|---|---:|\n");
             for (Row r : rows) sb.append("| ").append(String.join(" | ", cells(r))).append(" |\n");
             return sb.toString();
         }
@@ -346,16 +377,18 @@ public final class BenchRunner {
         return a.present() && b.present() ? a.value() / b.value() : Double.NaN;
     }
 
-    private static Table buildTable(Collection<RunResult> results, CSgemm cSgemm) {
+    private static Table buildTable(Collection<RunResult> results, CSgemm cSgemm, Map<String, String> loads) {
         Figure fma = Figure.MISSING, copy = Figure.MISSING, sgemm = Figure.MISSING, base = Figure.MISSING,
-                baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING;
+                baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING, copyJdk = Figure.MISSING;
         Map<Integer, Figure> lora = new java.util.TreeMap<>();
+        Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
             String name = rr.getParams().getBenchmark();
             String shortName = name.startsWith(PKG) ? name.substring(PKG.length()) : name;
             Result<?> p = rr.getPrimaryResult();
             requireMs(shortName, p);
+            load.put(Progress.label(rr.getParams()), loads.get(Progress.label(rr.getParams())));
             switch (shortName) {
                 case "CeilingBench.fmaPeak" -> {
                     Result<?> f = rr.getSecondaryResults().get("flops");
@@ -363,6 +396,7 @@ public final class BenchRunner {
                     fma = new Figure(f.getScore() / GIGA, f.getScoreError() / GIGA);
                 }
                 case "CeilingBench.copy" -> copy = Figure.rate(p, 2.0 * 4 * CeilingBench.COPY_N);
+                case "CeilingBench.copyJdk" -> copyJdk = Figure.rate(p, 2.0 * 4 * CeilingBench.COPY_N);
                 case "SgemmBench.sgemm" -> sgemm = Figure.rate(p, 2.0 * SgemmBench.M * SgemmBench.N * SgemmBench.K);
                 case "LowRankBench.baseFwdBwd" -> {
                     base = Figure.rate(p, 4 * T * DI * DO);
@@ -378,13 +412,17 @@ public final class BenchRunner {
         List<Row> rows = new ArrayList<>();
         String fmaC = fma.present() ? "FMA peak " + fmt(fma.value()) + " GFLOP/s" : "FMA peak n/a";
         String copyC = copy.present() ? "copy " + fmt(copy.value()) + " GB/s" : "copy n/a";
-        if (fma.present()) rows.add(new Row("ceiling: FMA peak (Backend.fmaPeak, all threads)", fma, "GFLOP/s", "", Double.NaN, ""));
-        if (copy.present()) rows.add(new Row("ceiling: copy 2x64M floats (Backend.copy)", copy, "GB/s", "", Double.NaN, ""));
+        if (fma.present()) rows.add(new Row("ceiling: FMA peak (Backend.fmaPeak, all threads)", fma, "GFLOP/s", "", Double.NaN, "").withLoad(load.get("CeilingBench.fmaPeak")));
+        if (copy.present()) rows.add(new Row("ceiling: copy 2x64M floats (Backend.copy)", copy, "GB/s", "", Double.NaN, "").withLoad(load.get("CeilingBench.copy")));
+        if (copyJdk.present()) {
+            rows.add(new Row("cross-check: same copy by JDK MemorySegment.copy (1 thread)", copyJdk, "GB/s",
+                    copy.present() ? copyC : "", ratio(copyJdk, copy), "").withLoad(load.get("CeilingBench.copyJdk")));
+        }
         if (sgemm.present() || cSgemm != null) {
             String dims = SgemmBench.M + "x" + SgemmBench.N + "x" + SgemmBench.K;
-            rows.add(new Row("sgemm " + dims + ", Java (Backend.gemm)", sgemm, "GFLOP/s", fmaC, ratio(sgemm, fma), ""));
+            rows.add(new Row("sgemm " + dims + ", Java (Backend.gemm)", sgemm, "GFLOP/s", fmaC, ratio(sgemm, fma), "").withLoad(load.get("SgemmBench.sgemm")));
             Figure c = cSgemm == null ? Figure.MISSING : new Figure(cSgemm.gflops(), Double.NaN);
-            rows.add(new Row("sgemm " + dims + ", C (p4j_sgemm_bench)", c, "GFLOP/s", fmaC, ratio(c, fma), ""));
+            rows.add(new Row("sgemm " + dims + ", C (p4j_sgemm_bench)", c, "GFLOP/s", fmaC, ratio(c, fma), "").withLoad(loads.get("p4j_sgemm_bench")));
             double jc = ratio(sgemm, c);
             rows.add(new Row("sgemm Java / C", new Figure(jc, Double.NaN), "ratio",
                     c.present() ? "C " + fmt(c.value()) + " GFLOP/s" : (cSgemm == null ? "C not run" : cSgemm.detail()),
@@ -392,10 +430,10 @@ public final class BenchRunner {
         }
         String layer = "T=" + LowRankBench.T + " " + LowRankBench.D_IN + "->" + LowRankBench.D_OUT;
         if (base.present()) {
-            rows.add(new Row("base fwd+bwd, W0 frozen (x.W0t, g.W0) " + layer, base, "GFLOP/s", fmaC, ratio(base, fma), ""));
+            rows.add(new Row("base fwd+bwd, W0 frozen (x.W0t, g.W0) " + layer, base, "GFLOP/s", fmaC, ratio(base, fma), "").withLoad(load.get("LowRankBench.baseFwdBwd")));
         }
         if (baseTrain.present()) {
-            rows.add(new Row("base fwd+bwd, W0 trainable (+ gt.x) " + layer, baseTrain, "GFLOP/s", fmaC, ratio(baseTrain, fma), ""));
+            rows.add(new Row("base fwd+bwd, W0 trainable (+ gt.x) " + layer, baseTrain, "GFLOP/s", fmaC, ratio(baseTrain, fma), "").withLoad(load.get("LowRankBench.baseTrainableFwdBwd")));
         }
         if (base.present()) {
             rows.add(new Row("base fwd+bwd, W0 frozen (time)", baseMs, "ms", "", Double.NaN, ""));
@@ -404,11 +442,15 @@ public final class BenchRunner {
             double q = ratio(e.getValue(), baseMs);
             rows.add(new Row("base + LoRA r=" + e.getKey() + " fwd+bwd " + layer, e.getValue(), "ms",
                     baseMs.present() ? "base " + fmt(baseMs.value()) + " ms" : "base n/a", q,
-                    e.getKey() == 16 ? atMost(1.05, q) : ""));
+                    e.getKey() == 16 ? atMost(1.05, q) : "").withLoad(load.get("LowRankBench.loraFwdBwd r=" + e.getKey())));
         }
         if (adamw.present()) {
             double q = ratio(adamw, copy);
-            rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)));
+            rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)).withLoad(load.get("AdamwBench.adamw")));
+            if (copyJdk.present()) {
+                rows.add(new Row("AdamW vs the JDK copy", adamw, "GB/s", "JDK copy " + fmt(copyJdk.value()) + " GB/s",
+                        ratio(adamw, copyJdk), ""));
+            }
         }
         return new Table(rows);
     }
@@ -421,6 +463,15 @@ public final class BenchRunner {
     }
 
     // ---- run facts ----
+
+    /** The 1-minute load average now (this machine is shared: high values mean noisy figures). */
+    static String load1() {
+        try {
+            return Files.readString(Path.of("/proc/loadavg")).trim().split("\\s+")[0];
+        } catch (IOException | RuntimeException e) {
+            return "n/a";
+        }
+    }
 
     private static String loadAverage() {
         try {
@@ -442,7 +493,9 @@ public final class BenchRunner {
             h.add("peft4j: availability probe failed: " + t);
         }
         h.add("java: " + System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
-        h.add("load average (1/5/15 min): before " + loadBefore + ", after " + loadAfter);
+        h.add("load average (1/5/15 min): before " + loadBefore + ", after " + loadAfter + "; column 'load' = 1-min load"
+                + " average as each benchmark ended (" + Runtime.getRuntime().availableProcessors()
+                + " cores: above ~" + (Runtime.getRuntime().availableProcessors() + 0.5) + " other work competed)");
         return h;
     }
 
@@ -459,18 +512,25 @@ public final class BenchRunner {
 
     // ---- progress ----
 
-    /** Sends JMH's output to a log and prints one line per finished benchmark. */
+    /**
+     * Passes JMH's output on (to the log, or to the console with -v), prints one line per
+     * finished benchmark when {@code out} is set, and runs {@code afterSgemm} after the sgemm.
+     */
     private static final class Progress implements OutputFormat {
         private final OutputFormat log;
         private final PrintStream out;
+        private final Runnable afterSgemm;
+        private final Map<String, String> loads;
         private long start;
 
-        Progress(OutputFormat log, PrintStream out) {
+        Progress(OutputFormat log, PrintStream out, Runnable afterSgemm, Map<String, String> loads) {
             this.log = log;
             this.out = out;
+            this.afterSgemm = afterSgemm;
+            this.loads = loads;
         }
 
-        private static String label(BenchmarkParams p) {
+        static String label(BenchmarkParams p) {
             String n = p.getBenchmark();
             n = n.startsWith(PKG) ? n.substring(PKG.length()) : n;
             StringBuilder sb = new StringBuilder(n);
@@ -485,19 +545,27 @@ public final class BenchRunner {
         public void startBenchmark(BenchmarkParams p) {
             log.startBenchmark(p);
             start = System.nanoTime();
-            out.print("  " + label(p) + " ... ");
-            out.flush();
+            if (out != null) {
+                out.print("  " + label(p) + " ... ");
+                out.flush();
+            }
         }
 
         @Override
         public void endBenchmark(BenchmarkResult r) {
             log.endBenchmark(r);
-            if (r == null) {
-                out.println("FAILED (see log)");
-                return;
+            String load = load1();
+            if (r != null) loads.put(label(r.getParams()), load);
+            if (out != null) {
+                if (r == null) {
+                    out.println("FAILED (see log)");
+                } else {
+                    Result<?> p = r.getPrimaryResult();
+                    out.printf(Locale.ROOT, "%.4g %s  (%.0f s, load %s)%n", p.getScore(), p.getScoreUnit(),
+                            (System.nanoTime() - start) / 1e9, load);
+                }
             }
-            Result<?> p = r.getPrimaryResult();
-            out.printf(Locale.ROOT, "%.4g %s  (%.0f s)%n", p.getScore(), p.getScoreUnit(), (System.nanoTime() - start) / 1e9);
+            if (r != null && r.getParams().getBenchmark().equals(PKG + "SgemmBench.sgemm")) afterSgemm.run();
         }
 
         @Override public void startRun() { log.startRun(); }

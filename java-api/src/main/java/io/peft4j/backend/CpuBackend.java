@@ -125,7 +125,7 @@ public final class CpuBackend implements Backend {
             long t = x.dim(0), dIn = x.dim(1), r = a.dim(0);
             if (a.dim(1) != dIn || b.dim(1) != r) {
                 throw new IllegalArgumentException("low-rank shapes do not agree: x " + x.describe() + " needs a [r, "
-                        + dIn + "], got a " + a.describe() + "; b must be [d_out, " + r + "], got " + b.describe());
+                        + dIn + "], got a " + a.describe() + "; b must be [d_out, " + r + "], got b " + b.describe());
             }
             return new LowRankDims(t, dIn, b.dim(0), r);
         }

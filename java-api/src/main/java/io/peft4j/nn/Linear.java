@@ -23,6 +23,7 @@ public final class Linear extends Module {
     private final Parameter bias;
     private final Map<String, Adapter> adapters = new LinkedHashMap<>();
     private final Set<String> merged = new HashSet<>();
+    private Tensor unmergedWeight;   // W as it was before the first merge, while any adapter is merged
     private String activeAdapter;
     private boolean adaptersEnabled = true;
     private Tensor input;
@@ -65,13 +66,11 @@ public final class Linear extends Module {
         Tensor y = ctx.allocate(x.dim(0), out);
         b.gemm(false, true, 1f, x, weight.value(), 0f, y);
         if (bias != null) b.biasAdd(bias.value(), y);
-        Adapter a = applied();
-        if (a != null) {
-            if (ctx.training() && merged.contains(a.adapterName())) {
-                throw new IllegalStateException("adapter '" + a.adapterName() + "' on '" + path() + "' is merged: unmerge before training");
-            }
-            a.forward(ctx, x, y);
+        if (ctx.training() && adaptersEnabled && activeAdapter != null && merged.contains(activeAdapter)) {
+            throw new IllegalStateException("adapter '" + activeAdapter + "' on '" + path() + "' is merged: unmerge before training");
         }
+        Adapter a = applied();
+        if (a != null) a.forward(ctx, x, y);
         input = x;
         return y;
     }
@@ -117,7 +116,7 @@ public final class Linear extends Module {
     public String activeAdapter() { return activeAdapter; }
 
     public void setActiveAdapter(String name) {
-        adapter(name);
+        if (name != null) adapter(name);
         activeAdapter = name;
     }
 
@@ -130,7 +129,9 @@ public final class Linear extends Module {
     /** W ← W + ΔW of the named adapter; forward then skips it. */
     public void merge(Backend backend, String name) {
         Adapter a = adapter(name);
-        if (!merged.add(name)) throw new IllegalStateException("adapter '" + name + "' on '" + path() + "' is already merged");
+        if (merged.contains(name)) throw new IllegalStateException("adapter '" + name + "' on '" + path() + "' is already merged");
+        if (merged.isEmpty()) unmergedWeight = weight.value().copy();
+        merged.add(name);
         a.merge(backend, weight.value());
     }
 
@@ -138,14 +139,25 @@ public final class Linear extends Module {
     public void unmerge(Backend backend, String name) {
         Adapter a = adapter(name);
         if (!merged.remove(name)) throw new IllegalStateException("adapter '" + name + "' on '" + path() + "' is not merged");
-        a.unmerge(backend, weight.value());
+        if (merged.isEmpty() && unmergedWeight != null) {
+            weight.value().copyFrom(unmergedWeight);   // bit-exact W0, not W0 + ΔW − ΔW
+            dropUnmergedWeight();
+        } else {
+            a.unmerge(backend, weight.value());
+        }
+    }
+
+    private void dropUnmergedWeight() {
+        if (unmergedWeight != null) unmergedWeight.close();
+        unmergedWeight = null;
     }
 
     /** Drops an adapter (and its parameters); a merged adapter stays folded into W. */
     public void removeAdapter(String name) {
         Adapter a = adapter(name);
         adapters.remove(name);
-        merged.remove(name);
+        // A removed merged adapter stays folded into W, so the saved copy is no longer the base.
+        if (merged.remove(name)) dropUnmergedWeight();
         a.close();
         if (name.equals(activeAdapter)) activeAdapter = adapters.isEmpty() ? null : adapters.keySet().iterator().next();
     }
@@ -168,6 +180,7 @@ public final class Linear extends Module {
 
     @Override
     public void close() {
+        dropUnmergedWeight();
         adapters.values().forEach(Adapter::close);
         super.close();
     }

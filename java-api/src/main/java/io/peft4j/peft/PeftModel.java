@@ -56,8 +56,7 @@ public final class PeftModel extends Module {
 
     public static PeftModel wrap(Module model, AdapterConfig config, Backend backend, long seed) {
         PeftModel pm = new PeftModel(model, backend);
-        for (Parameter p : model.namedParameters().values()) p.setRequiresGrad(false);
-        pm.addAdapter(DEFAULT_ADAPTER, config, seed);
+        pm.freezeBaseWhile(() -> pm.addAdapter(DEFAULT_ADAPTER, config, seed));
         return pm;
     }
 
@@ -68,9 +67,23 @@ public final class PeftModel extends Module {
 
     public static PeftModel load(Module model, Path dir, Backend backend) {
         PeftModel pm = new PeftModel(model, backend);
-        for (Parameter p : model.namedParameters().values()) p.setRequiresGrad(false);
-        pm.loadAdapter(dir, DEFAULT_ADAPTER);
+        pm.freezeBaseWhile(() -> pm.loadAdapter(dir, DEFAULT_ADAPTER));
         return pm;
+    }
+
+    /** Freezes every base parameter, then runs {@code inject}; if that fails the model is left as it was. */
+    private void freezeBaseWhile(Runnable inject) {
+        Map<Parameter, Boolean> before = new LinkedHashMap<>();
+        for (Parameter p : base.namedParameters().values()) {
+            before.put(p, p.requiresGrad());
+            p.setRequiresGrad(false);
+        }
+        try {
+            inject.run();
+        } catch (RuntimeException e) {
+            before.forEach(Parameter::setRequiresGrad);
+            throw e;
+        }
     }
 
     /** The wrapped model (its Linear layers now carry adapters). */
@@ -107,14 +120,13 @@ public final class PeftModel extends Module {
             layerSeed += 0x9E3779B97F4A7C15L; // a distinct Philox key per layer
         }
         configs.put(name, config);
-        if (active == null) setActiveAdapter(name);
-        else freezeInactive();
+        setActiveAdapter(active == null ? name : active);   // re-syncs layers that just got their first adapter
     }
 
     /** Makes {@code name} the adapter that forward applies and training updates. */
     public void setActiveAdapter(String name) {
         requireAdapter(name);
-        for (Linear l : adaptedLayers(name).values()) l.setActiveAdapter(name);
+        for (Linear l : allLinears()) l.setActiveAdapter(l.adapters().containsKey(name) ? name : null);
         active = name;
         freezeInactive();
     }

@@ -131,10 +131,13 @@ final class Reference {
         return x < 0 ? half : 1 - half;
     }
 
-    /** erfc(z) for z >= 0: 1 − (Maclaurin series of erf) below 3, Laplace's continued fraction above. */
+    /**
+     * erfc(z) for z >= 0: 1 − (Maclaurin series of erf) below 1.5, Laplace's continued fraction
+     * from there on (relative error ~1e-15 throughout; ReferenceTest checks published values).
+     */
     static double erfc(double z) {
         if (z < 0) throw new IllegalArgumentException("erfc here takes z >= 0");
-        if (z < 3) {
+        if (z < 1.5) {
             double term = z, sum = z, z2 = z * z;
             for (int n = 1; n < 200; n++) {
                 term *= -z2 / n;
@@ -146,7 +149,7 @@ final class Reference {
         }
         // erfc(z) = e^{-z²}/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + ...)))), evaluated from the tail.
         double f = z;
-        for (int k = 120; k >= 1; k--) f = z + (k / 2.0) / f;
+        for (int k = 200; k >= 1; k--) f = z + (k / 2.0) / f;
         return Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
     }
 
@@ -279,5 +282,78 @@ final class Reference {
     /** The uniform in [0, 1) a raw 32-bit draw maps to: its top 24 bits times 2^-24. */
     static float unit(int raw) {
         return (raw >>> 8) * 0x1p-24f;
+    }
+    // ---- the fill formulas of native/cpu/rng.cpp, one binary32 operation at a time ----
+    // (Java float arithmetic is IEEE-754 binary32 with round-to-nearest, Math.fma rounds once, and
+    // a float square root taken in double and rounded back is the correctly rounded one.)
+
+    /** Word (pos % 4) of Philox block pos / 4 under key (low, high 32 bits of seed). */
+    static int rawAt(long seed, long pos) {
+        long block = pos >>> 2;
+        return philox4x32((int) block, (int) (block >>> 32), 0, 0, (int) seed, (int) (seed >>> 32))[(int) (pos & 3)];
+    }
+
+    static float uniformAt(long seed, long pos, float lo, float hi) {
+        float width = hi - lo;
+        float v = lo + width * unit(rawAt(seed, pos));
+        float top = lo < hi ? Math.nextDown(hi) : hi;   // the rounded sum can reach hi; [lo, hi) holds
+        return Math.min(v, top);
+    }
+
+    static float normalAt(long seed, long pos, float mean, float std) {
+        long pair = pos & ~1L;
+        int x0 = rawAt(seed, pair), x1 = rawAt(seed, pair + 1);
+        float u1 = ((x0 >>> 8) + 1) * 0x1p-24f;
+        float u2 = (x1 >>> 8) * 0x1p-24f;
+        float rad = (float) Math.sqrt(-2.0f * logFixed(u1));
+        float[] sc = sincos2piFixed(u2);
+        float z = (pos & 1) == 0 ? rad * sc[1] : rad * sc[0];
+        return mean + std * z;
+    }
+
+    static float kaimingBound(long fanIn, float a) {
+        double ad = a;
+        return (float) Math.sqrt(6.0 / ((1.0 + ad * ad) * (double) fanIn));
+    }
+
+    static float logFixed(float u) {
+        int bits = Float.floatToRawIntBits(u);
+        int e = (bits >>> 23) - 127;
+        float m = Float.intBitsToFloat((bits & 0x007FFFFF) | 0x3F800000);
+        if (m > 1.41421354f) {
+            m = m * 0.5f;
+            e = e + 1;
+        }
+        float f = m - 1.0f;
+        float s = f / (f + 2.0f);
+        float s2 = s * s;
+        float p = Math.fma(s2, 1.0f / 11.0f, 1.0f / 9.0f);
+        p = Math.fma(s2, p, 1.0f / 7.0f);
+        p = Math.fma(s2, p, 1.0f / 5.0f);
+        p = Math.fma(s2, p, 1.0f / 3.0f);
+        float t = 2.0f * s;
+        float lnm = Math.fma(t * s2, p, t);
+        float ef = e;
+        return Math.fma(ef, 0.693145751953125f, Math.fma(ef, 1.42860682030941723e-6f, lnm));
+    }
+
+    /** {sin, cos} of 2π·u. */
+    static float[] sincos2piFixed(float u) {
+        int q = (int) (u * 4.0f + 0.5f);
+        float f = u - (float) q * 0.25f;
+        float a = f * 6.28318548f;
+        float a2 = a * a;
+        float ps = Math.fma(a2, 1.0f / 362880.0f, -1.0f / 5040.0f);
+        ps = Math.fma(a2, ps, 1.0f / 120.0f);
+        ps = Math.fma(a2, ps, -1.0f / 6.0f);
+        float sa = Math.fma(a * a2, ps, a);
+        float pc = Math.fma(a2, -1.0f / 3628800.0f, 1.0f / 40320.0f);
+        pc = Math.fma(a2, pc, -1.0f / 720.0f);
+        pc = Math.fma(a2, pc, 1.0f / 24.0f);
+        pc = Math.fma(a2, pc, -0.5f);
+        float ca = Math.fma(a2, pc, 1.0f);
+        int quadrant = q & 3;
+        float sAbs = (quadrant & 1) != 0 ? ca : sa, cAbs = (quadrant & 1) != 0 ? sa : ca;
+        return new float[] {quadrant >= 2 ? -sAbs : sAbs, (quadrant == 1 || quadrant == 2) ? -cAbs : cAbs};
     }
 }

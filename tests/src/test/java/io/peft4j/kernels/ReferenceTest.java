@@ -105,15 +105,15 @@ class ReferenceTest {
 
     @Test
     void erfcMatchesPublishedValues() {
-        // erfc values from Abramowitz & Stegun table 7.1 / high-precision evaluation.
+        // erfc as computed by C99's erfc (glibc, within an ulp or two), around the switch at 1.5 and in the tail.
         double[][] known = {
-            {0.0, 1.0}, {0.5, 0.4795001221869534623}, {1.0, 0.1572992070502851307},
-            {2.0, 4.677734981047265838e-3}, {2.9, 4.10978009760e-5}, {3.0, 2.209049699858544137e-5},
-            {5.0, 1.537459794428034850e-12}, {8.0, 1.122429717298292707e-29},
+            {0.0, 1.0}, {0.5, 0.4795001221869535}, {1.0, 0.15729920705028513}, {1.4, 0.04771488023735121},
+            {1.6, 0.023651616655355985}, {2.0, 0.004677734981047265}, {2.9, 4.109787809945886e-05},
+            {3.0, 2.2090496998585438e-05}, {5.0, 1.5374597944280351e-12}, {8.0, 1.1224297172982928e-29},
         };
         for (double[] kv : known) {
             double got = Reference.erfc(kv[0]);
-            assertEquals(kv[1], got, 1e-11 * kv[1], "erfc(" + kv[0] + ")");
+            assertEquals(kv[1], got, 1e-13 * kv[1], "erfc(" + kv[0] + ")");
         }
         assertEquals(0.841344746068542948, Reference.normalCdf(1.0), 1e-15);
         assertEquals(1.349898031630094527e-3, Reference.normalCdf(-3.0), 1e-15 * 1e-3 * 10);

@@ -60,7 +60,7 @@ public final class LoraAdapter implements Adapter {
         // A frozen adapter still passes the input gradient through; its own gradients go to scratch.
         Tensor da = a.requiresGrad() ? a.grad() : ctx.allocate(a.value().shape());
         Tensor db = b.requiresGrad() ? b.grad() : ctx.allocate(b.value().shape());
-        boolean accumulate = a.requiresGrad() && b.requiresGrad();
+        boolean accumulate = true;   // a frozen factor accumulates into scratch nobody reads
         if (mask == null || dx == null) {
             be.lowrankBackward(s, xUsed, a.value(), b.value(), h, g, gb, da, db, dx, accumulate);
             return;

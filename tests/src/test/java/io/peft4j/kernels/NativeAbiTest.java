@@ -1,0 +1,246 @@
+package io.peft4j.kernels;
+
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.peft4j.backend.NativeLoader;
+import io.peft4j.bindings.Peft4j;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.AfterAll;
+import org.junit.jupiter.api.BeforeAll;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The C ABI itself, below the Java checks: every entry point given a bad raw argument (null
+ * pointer, negative size, too-small leading dimension, out-of-range scalar, a pointer that is not
+ * a context) returns P4J_EINVAL, sets a p4j_last_error() message naming the function, writes
+ * nothing, and the process carries on (a crash would end the test run). Buffers are real and
+ * large enough, so only the bad argument can be at fault.
+ */
+class NativeAbiTest {
+    static final int EINVAL = -1;
+    static final long FLOATS = 64;
+    static Arena arena;
+    static MemorySegment ctx, notACtx;
+    /** Float buffers f[0..5], int labels, byte mask, int64 scalar: all filled with a sentinel. */
+    static MemorySegment[] f;
+    static MemorySegment labels, mask, i64;
+    /** Where p4j_ctx_create may store its (null) result even when failing; outside the snapshot. */
+    static MemorySegment ctxOut;
+
+    @BeforeAll
+    static void setUp() {
+        NativeLoader.loadCpu();
+        arena = Arena.ofShared();
+        MemorySegment out = arena.allocate(ValueLayout.ADDRESS);
+        assertEquals(0, Peft4j.p4j_ctx_create(1, out), () -> lastError());
+        ctx = out.get(ValueLayout.ADDRESS, 0);
+        notACtx = arena.allocate(64, 64); // readable memory without the context's magic number
+        f = new MemorySegment[6];
+        for (int i = 0; i < f.length; i++) f[i] = arena.allocate(FLOATS * 4, 64);
+        labels = arena.allocate(FLOATS * 4, 64);
+        mask = arena.allocate(FLOATS, 64);
+        i64 = arena.allocate(8, 8);
+        ctxOut = arena.allocate(ValueLayout.ADDRESS);
+    }
+
+    @AfterAll
+    static void tearDown() {
+        assertEquals(0, Peft4j.p4j_ctx_destroy(ctx), () -> lastError());
+        arena.close();
+    }
+
+    static String lastError() {
+        return Peft4j.p4j_last_error().reinterpret(4096).getString(0);
+    }
+
+    static void fillSentinels() {
+        for (MemorySegment s : f) for (long i = 0; i < FLOATS; i++) s.setAtIndex(ValueLayout.JAVA_FLOAT, i, 0.25f);
+        for (long i = 0; i < FLOATS; i++) labels.setAtIndex(ValueLayout.JAVA_INT, i, 1);
+        mask.fill((byte) 1);
+        i64.set(ValueLayout.JAVA_LONG, 0, 77);
+    }
+
+    /** Every buffer but labels (which some cases set to a bad value on purpose). */
+    static byte[] snapshot() {
+        List<byte[]> parts = new ArrayList<>();
+        for (MemorySegment s : f) parts.add(s.toArray(ValueLayout.JAVA_BYTE));
+        parts.add(mask.toArray(ValueLayout.JAVA_BYTE));
+        parts.add(i64.toArray(ValueLayout.JAVA_BYTE));
+        int n = parts.stream().mapToInt(p -> p.length).sum(), at = 0;
+        byte[] all = new byte[n];
+        for (byte[] p : parts) {
+            System.arraycopy(p, 0, all, at, p.length);
+            at += p.length;
+        }
+        return all;
+    }
+
+    interface Call {
+        int run();
+    }
+
+    static Arguments bad(String fn, String what, String fragment, Call call) {
+        return Arguments.of(fn, what, fragment, call);
+    }
+
+    static final MemorySegment NULL = MemorySegment.NULL;
+
+    static Stream<Arguments> badCalls() {
+        List<Arguments> c = new ArrayList<>();
+        // [2, 4] · [4, 2] with lda = 4, ldb = 2, ldc = 2 is a valid call; each case breaks one thing.
+        c.add(bad("p4j_gemm", "null ctx", "ctx", () -> Peft4j.p4j_gemm(NULL, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "ctx not a context", "ctx", () -> Peft4j.p4j_gemm(notACtx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "trans_a = 2", "trans_a", () -> Peft4j.p4j_gemm(ctx, 2, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "m < 0", "m", () -> Peft4j.p4j_gemm(ctx, 0, 0, -2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "k < 0", "k", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, -4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "lda < k", "lda", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 3, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "lda < m (a transposed)", "lda", () -> Peft4j.p4j_gemm(ctx, 1, 0, 4, 2, 2, 1, f[0], 3, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "ldb < n", "ldb", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 3, 4, 1, f[0], 4, f[1], 2, 0, f[2], 3)));
+        c.add(bad("p4j_gemm", "ldc < n", "ldc", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 1)));
+        c.add(bad("p4j_gemm", "null a", "a", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, NULL, 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "null c", "c", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, NULL, 2)));
+        // t=3, d_in=4, d_out=2, r=2
+        c.add(bad("p4j_lowrank_forward", "null x", "x", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, 2, 1, NULL, f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_lowrank_forward", "r < 0", "r", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, -2, 1, f[0], f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_lowrank_forward", "null y", "y", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], NULL)));
+        c.add(bad("p4j_lowrank_backward", "null gb", "gb", () -> Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], NULL, f[5], f[0], NULL, 0)));
+        c.add(bad("p4j_lowrank_backward", "null da", "da", () -> Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], NULL, f[0], NULL, 0)));
+        c.add(bad("p4j_lowrank_backward", "t < 0", "t", () -> Peft4j.p4j_lowrank_backward(ctx, -3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], NULL, 0)));
+        c.add(bad("p4j_bias_add", "null bias", "bias", () -> Peft4j.p4j_bias_add(ctx, 3, 4, NULL, f[1])));
+        c.add(bad("p4j_bias_add", "d < 0", "d", () -> Peft4j.p4j_bias_add(ctx, 3, -4, f[0], f[1])));
+        c.add(bad("p4j_colsum", "null out", "out", () -> Peft4j.p4j_colsum(ctx, 3, 4, f[0], NULL, 0)));
+        c.add(bad("p4j_relu_forward", "n < 0", "n", () -> Peft4j.p4j_relu_forward(ctx, -1, f[0], f[1])));
+        c.add(bad("p4j_relu_forward", "null y", "y", () -> Peft4j.p4j_relu_forward(ctx, 8, f[0], NULL)));
+        c.add(bad("p4j_relu_backward", "null g", "g", () -> Peft4j.p4j_relu_backward(ctx, 8, f[0], NULL, f[2])));
+        c.add(bad("p4j_gelu_forward", "null x", "x", () -> Peft4j.p4j_gelu_forward(ctx, 8, NULL, f[1])));
+        c.add(bad("p4j_gelu_backward", "null dx", "dx", () -> Peft4j.p4j_gelu_backward(ctx, 8, f[0], f[1], NULL)));
+        c.add(bad("p4j_scale", "null x", "x", () -> Peft4j.p4j_scale(ctx, 8, 2, NULL)));
+        c.add(bad("p4j_axpy", "null y", "y", () -> Peft4j.p4j_axpy(ctx, 8, 2, f[0], NULL)));
+        c.add(bad("p4j_mul", "null out", "out", () -> Peft4j.p4j_mul(ctx, 8, f[0], f[1], NULL)));
+        c.add(bad("p4j_fill", "n < 0", "n", () -> Peft4j.p4j_fill(ctx, -8, 1, f[0])));
+        c.add(bad("p4j_copy", "null dst", "dst", () -> Peft4j.p4j_copy(ctx, 8, f[0], NULL)));
+        c.add(bad("p4j_argmax_rows", "null out", "out", () -> Peft4j.p4j_argmax_rows(ctx, 3, 4, f[0], NULL)));
+        c.add(bad("p4j_argmax_rows", "c = 0 with rows", "c", () -> Peft4j.p4j_argmax_rows(ctx, 3, 0, f[0], labels)));
+        c.add(bad("p4j_softmax_xent_forward", "label >= c", "label", () -> {
+            labels.setAtIndex(ValueLayout.JAVA_INT, 2, 4);
+            return Peft4j.p4j_softmax_xent_forward(ctx, 3, 4, f[0], labels, f[1], f[2]);
+        }));
+        c.add(bad("p4j_softmax_xent_forward", "label < 0", "label", () -> {
+            labels.setAtIndex(ValueLayout.JAVA_INT, 0, -1);
+            return Peft4j.p4j_softmax_xent_forward(ctx, 3, 4, f[0], labels, f[1], f[2]);
+        }));
+        c.add(bad("p4j_softmax_xent_forward", "null loss", "loss", () -> Peft4j.p4j_softmax_xent_forward(ctx, 3, 4, f[0], labels, f[1], NULL)));
+        c.add(bad("p4j_softmax_xent_backward", "null probs", "probs", () -> Peft4j.p4j_softmax_xent_backward(ctx, 3, 4, NULL, labels, 1, f[1])));
+        c.add(bad("p4j_softmax_xent_backward", "label >= c", "label", () -> {
+            labels.setAtIndex(ValueLayout.JAVA_INT, 1, 1 << 30);
+            return Peft4j.p4j_softmax_xent_backward(ctx, 3, 4, f[0], labels, 1, f[1]);
+        }));
+        c.add(bad("p4j_mse", "null loss", "loss", () -> Peft4j.p4j_mse(ctx, 8, f[0], f[1], NULL, f[2])));
+        c.add(bad("p4j_mse", "n < 0", "n", () -> Peft4j.p4j_mse(ctx, -8, f[0], f[1], f[2], NULL)));
+        c.add(bad("p4j_adamw_step", "step 0", "step", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0)));
+        c.add(bad("p4j_adamw_step", "beta1 = 1", "beta1", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 1f, 0.999f, 1e-8f, 0, 1)));
+        c.add(bad("p4j_adamw_step", "null v", "v", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1)));
+        c.add(bad("p4j_sgd_step", "momentum without buf", "buf", () -> Peft4j.p4j_sgd_step(ctx, 8, f[0], f[1], NULL, 0.1f, 0.9f, 0, 0, 1)));
+        c.add(bad("p4j_sgd_step", "n < 0", "n", () -> Peft4j.p4j_sgd_step(ctx, -8, f[0], f[1], f[2], 0.1f, 0.9f, 0, 0, 1)));
+        c.add(bad("p4j_sumsq", "null out", "out", () -> Peft4j.p4j_sumsq(ctx, 8, f[0], NULL)));
+        c.add(bad("p4j_rng_uniform", "n < 0", "n", () -> Peft4j.p4j_rng_uniform(ctx, -8, 1, 0, 0, 1, f[0])));
+        c.add(bad("p4j_rng_uniform", "offset < 0", "offset", () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, -4, 0, 1, f[0])));
+        c.add(bad("p4j_rng_uniform", "null out", "out", () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, 0, 0, 1, NULL)));
+        c.add(bad("p4j_rng_normal", "std < 0", "std", () -> Peft4j.p4j_rng_normal(ctx, 8, 1, 0, 0, -1, f[0])));
+        c.add(bad("p4j_rng_kaiming_uniform", "fan_in 0", "fan_in", () -> Peft4j.p4j_rng_kaiming_uniform(ctx, 8, 1, 0, 0, 0, f[0])));
+        c.add(bad("p4j_dropout_forward", "p = 1", "p", () -> Peft4j.p4j_dropout_forward(ctx, 8, 1f, 1, 0, f[0], mask, f[1])));
+        c.add(bad("p4j_dropout_forward", "p < 0", "p", () -> Peft4j.p4j_dropout_forward(ctx, 8, -0.5f, 1, 0, f[0], mask, f[1])));
+        c.add(bad("p4j_dropout_forward", "null mask", "mask", () -> Peft4j.p4j_dropout_forward(ctx, 8, 0.5f, 1, 0, f[0], NULL, f[1])));
+        c.add(bad("p4j_dropout_backward", "p = 1", "p", () -> Peft4j.p4j_dropout_backward(ctx, 8, 1f, mask, f[0], f[1])));
+        c.add(bad("p4j_dropout_backward", "null g", "g", () -> Peft4j.p4j_dropout_backward(ctx, 8, 0.5f, mask, NULL, f[1])));
+        c.add(bad("p4j_fma_peak", "null flops", "flops", () -> Peft4j.p4j_fma_peak(ctx, 10, NULL, f[0])));
+        c.add(bad("p4j_fma_peak", "iters < 0", "iters", () -> Peft4j.p4j_fma_peak(ctx, -10, i64, f[0])));
+        c.add(bad("p4j_ctx_create", "threads < 0", "threads", () -> Peft4j.p4j_ctx_create(-1, ctxOut)));
+        c.add(bad("p4j_ctx_create", "null out", "out", () -> Peft4j.p4j_ctx_create(1, NULL)));
+        c.add(bad("p4j_ctx_threads", "null threads", "threads", () -> Peft4j.p4j_ctx_threads(ctx, NULL)));
+        c.add(bad("p4j_ctx_threads", "null ctx", "ctx", () -> Peft4j.p4j_ctx_threads(NULL, f[0])));
+        c.add(bad("p4j_ctx_destroy", "not a context", "ctx", () -> Peft4j.p4j_ctx_destroy(notACtx)));
+        c.add(bad("p4j_version", "null major", "major", () -> Peft4j.p4j_version(NULL, f[0], f[1])));
+        c.add(bad("p4j_cpu_features", "null features", "features", () -> Peft4j.p4j_cpu_features(NULL)));
+        c.add(bad("p4j_mem_advise_huge", "null ptr with bytes", "ptr", () -> Peft4j.p4j_mem_advise_huge(NULL, 4096)));
+        c.add(bad("p4j_mem_advise_huge", "bytes < 0", "bytes", () -> Peft4j.p4j_mem_advise_huge(f[0], -1)));
+        return c.stream();
+    }
+
+    @ParameterizedTest(name = "{0}: {1}")
+    @MethodSource("badCalls")
+    void badRawArgumentsReturnEinvalAndWriteNothing(String fn, String what, String fragment, Call call) {
+        fillSentinels();
+        // The message must be this call's: set a different one first.
+        assertEquals(EINVAL, Peft4j.p4j_fill(ctx, -1, 0, NULL));
+        fillSentinels();
+        byte[] before = snapshot();
+        int status = call.run();
+        String msg = lastError();
+        assertEquals(EINVAL, status, fn + " (" + what + ") returned " + status + "; last error: " + msg);
+        assertTrue(msg.startsWith(fn) || msg.contains(fn + ":"), fn + " (" + what + "): last error '" + msg + "' does not name " + fn);
+        assertTrue(msg.contains(fragment), fn + " (" + what + "): last error '" + msg + "' does not mention '" + fragment + "'");
+        assertArrayEquals(before, snapshot(), fn + " (" + what + ") wrote to a buffer before failing");
+        // The library still works.
+        assertEquals(0, Peft4j.p4j_fill(ctx, FLOATS, 2f, f[5]), () -> lastError());
+        assertEquals(2f, f[5].getAtIndex(ValueLayout.JAVA_FLOAT, FLOATS - 1));
+    }
+
+    @Test
+    void emptySizesWithNullPointersAreFine() {
+        assertEquals(0, Peft4j.p4j_fill(ctx, 0, 1f, NULL), () -> lastError());
+        assertEquals(0, Peft4j.p4j_copy(ctx, 0, NULL, NULL), () -> lastError());
+        assertEquals(0, Peft4j.p4j_relu_forward(ctx, 0, NULL, NULL), () -> lastError());
+        assertEquals(0, Peft4j.p4j_rng_normal(ctx, 0, 5, 0, 0, 1, NULL), () -> lastError());
+        assertEquals(0, Peft4j.p4j_gemm(ctx, 0, 0, 0, 0, 0, 1, NULL, 0, NULL, 0, 0, NULL, 0), () -> lastError());
+        assertEquals(0, Peft4j.p4j_ctx_destroy(NULL), "destroying NULL is a no-op, like free(NULL)");
+        assertEquals(0, Peft4j.p4j_mem_advise_huge(NULL, 0), () -> lastError());
+        // A valid lowrank backward with dx = NULL (documented "may be null").
+        assertEquals(0, Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], NULL, 0),
+                () -> lastError());
+    }
+
+    @Test
+    void versionIs010AndLibraryFactsAreThere() {
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment v = a.allocate(ValueLayout.JAVA_INT, 3);
+            assertEquals(0, Peft4j.p4j_version(v, v.asSlice(4), v.asSlice(8)), () -> lastError());
+            assertArrayEquals(new int[] {0, 1, 0}, v.toArray(ValueLayout.JAVA_INT), "p4j_version");
+            String info = Peft4j.p4j_build_info().reinterpret(4096).getString(0);
+            assertTrue(info.contains("0.1.0"), "build info '" + info + "' lacks the version");
+            MemorySegment feat = a.allocate(ValueLayout.JAVA_INT);
+            assertEquals(0, Peft4j.p4j_cpu_features(feat), () -> lastError());
+            int bits = feat.get(ValueLayout.JAVA_INT, 0);
+            assertEquals(0, bits & ~15, "only P4J_CPU_* bits");
+            if ((bits & 4) != 0) assertEquals(3, bits & 3, "AVX-512 kernels imply AVX2 + FMA");
+            MemorySegment n = a.allocate(ValueLayout.JAVA_INT);
+            assertEquals(0, Peft4j.p4j_ctx_threads(ctx, n), () -> lastError());
+            assertEquals(1, n.get(ValueLayout.JAVA_INT, 0));
+        }
+    }
+
+    @Test
+    void lastErrorIsPerThread() throws Exception {
+        assertEquals(EINVAL, Peft4j.p4j_scale(ctx, -3, 1, f[0]));
+        String mine = lastError();
+        String[] other = new String[1];
+        Thread t = Thread.ofPlatform().start(() -> {
+            Peft4j.p4j_sumsq(ctx, 8, f[0], NULL);
+            other[0] = lastError();
+        });
+        t.join();
+        assertTrue(mine.contains("p4j_scale"), mine);
+        assertTrue(other[0].contains("p4j_sumsq"), other[0]);
+        assertEquals(mine, lastError(), "another thread's failure must not change this thread's message");
+    }
+}
