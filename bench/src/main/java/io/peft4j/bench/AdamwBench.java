@@ -39,7 +39,7 @@ public class AdamwBench {
     }
 
     @Benchmark
-    @BenchmarkMode(Mode.AverageTime)
+    @BenchmarkMode(Mode.SampleTime)
     @OutputTimeUnit(TimeUnit.MILLISECONDS)
     public void adamw() {
         be.adamwStep(param, grad, m, v, 1e-4f, 0.9f, 0.999f, 1e-8f, 0.01f, ++step);

@@ -276,16 +276,32 @@ public final class BenchRunner {
             return !Double.isNaN(value);
         }
 
-        /** From a time per call (ms/op) to a rate work/s (work in units of 1e9). */
+        /**
+         * From per-call times (ms/op) to a rate work/s (work in units of 1e9): the median call, ±
+         * half the interquartile range. Sampled (SampleTime) results have per-call percentiles;
+         * an AverageTime result falls back to its mean ± JMH's error.
+         */
         static Figure rate(Result<?> r, double work) {
-            double ms = r.getScore(), err = r.getScoreError();
-            double v = work / (ms * 1e-3) / GIGA;
-            double e = Double.isNaN(err) ? Double.NaN : v * err / ms;
-            return new Figure(v, e);
+            double[] q = quartiles(r);
+            double v = work / (q[1] * 1e-3) / GIGA;
+            double e = work / (q[0] * 1e-3) / GIGA - work / (q[2] * 1e-3) / GIGA;
+            return new Figure(v, Double.isNaN(e) ? Double.NaN : e / 2);
         }
 
+        /** The median call in ms, ± half the interquartile range. */
         static Figure millis(Result<?> r) {
-            return new Figure(r.getScore(), r.getScoreError());
+            double[] q = quartiles(r);
+            return new Figure(q[1], (q[2] - q[0]) / 2);
+        }
+
+        /** p25, p50, p75 of the per-call time, or mean − err, mean, mean + err when not sampled. */
+        private static double[] quartiles(Result<?> r) {
+            if (r instanceof org.openjdk.jmh.results.SampleTimeResult) {
+                var st = r.getStatistics();
+                return new double[] {st.getPercentile(25), st.getPercentile(50), st.getPercentile(75)};
+            }
+            double m = r.getScore(), e = r.getScoreError();
+            return Double.isNaN(e) ? new double[] {Double.NaN, m, Double.NaN} : new double[] {m - e, m, m + e};
         }
     }
 
@@ -305,8 +321,9 @@ public final class BenchRunner {
             List<String> n = new ArrayList<>();
             for (Row r : rows) {
                 if (!r.ceiling().isEmpty() && r.ratio() > 1.0 && !r.unit().equals("ratio") && !r.unit().equals("ms")) {
-                    n.add("note: '" + r.name() + "' exceeds its ceiling (" + r.ceiling()
-                            + "): that ceiling kernel underperforms in this run");
+                    n.add("note: '" + r.name() + "' exceeds its ceiling (" + r.ceiling() + ") by "
+                            + String.format(Locale.ROOT, "%.0f%%", 100 * (r.ratio() - 1))
+                            + ": within run-to-run noise if small, else that ceiling kernel underperforms");
                 }
             }
             return n;
@@ -380,7 +397,7 @@ public final class BenchRunner {
     private static Table buildTable(Collection<RunResult> results, CSgemm cSgemm, Map<String, String> loads) {
         Figure fma = Figure.MISSING, copy = Figure.MISSING, sgemm = Figure.MISSING, base = Figure.MISSING,
                 baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING, copyJdk = Figure.MISSING;
-        Map<Integer, Figure> lora = new java.util.TreeMap<>();
+        Map<Integer, Figure> lora = new java.util.TreeMap<>(), adapter = new java.util.TreeMap<>();
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -404,6 +421,7 @@ public final class BenchRunner {
                 }
                 case "LowRankBench.baseTrainableFwdBwd" -> baseTrain = Figure.rate(p, 6 * T * DI * DO);
                 case "LowRankBench.loraFwdBwd" -> lora.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
+                case "LowRankBench.adapterFwdBwd" -> adapter.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "AdamwBench.adamw" -> adamw = Figure.rate(p, 7.0 * 4 * AdamwBench.N);
                 default -> System.err.println("note: no table row for " + name);
             }
@@ -438,19 +456,29 @@ public final class BenchRunner {
         if (base.present()) {
             rows.add(new Row("base fwd+bwd, W0 frozen (time)", baseMs, "ms", "", Double.NaN, ""));
         }
+        String baseC = baseMs.present() ? "base " + fmt(baseMs.value()) + " ms" : "base n/a";
         for (Map.Entry<Integer, Figure> e : lora.entrySet()) {
             double q = ratio(e.getValue(), baseMs);
-            rows.add(new Row("base + LoRA r=" + e.getKey() + " fwd+bwd " + layer, e.getValue(), "ms",
-                    baseMs.present() ? "base " + fmt(baseMs.value()) + " ms" : "base n/a", q,
-                    e.getKey() == 16 ? atMost(1.05, q) : "").withLoad(load.get("LowRankBench.loraFwdBwd r=" + e.getKey())));
+            rows.add(new Row("base + LoRA r=" + e.getKey() + " fwd+bwd " + layer + " (own fork)", e.getValue(), "ms",
+                    baseC, q, e.getKey() == 16 ? atMost(1.05, q) : "")
+                    .withLoad(load.get("LowRankBench.loraFwdBwd r=" + e.getKey())));
+        }
+        for (Map.Entry<Integer, Figure> e : adapter.entrySet()) {
+            Figure f = e.getValue();
+            rows.add(new Row("LoRA r=" + e.getKey() + " adapter alone (lowrankForward+Backward)", f, "ms", baseC,
+                    ratio(f, baseMs), "").withLoad(load.get("LowRankBench.adapterFwdBwd r=" + e.getKey())));
+        }
+        for (Map.Entry<Integer, Figure> e : adapter.entrySet()) {
+            if (!baseMs.present()) break;
+            Figure f = e.getValue();
+            Figure sum = new Figure(baseMs.value() + f.value(), Double.NaN);
+            double q = ratio(sum, baseMs);
+            rows.add(new Row("LoRA r=" + e.getKey() + " / base: (base + adapter alone) / base", new Figure(q, Double.NaN), "ratio",
+                    baseC, q, e.getKey() == 16 ? atMost(1.05, q) : ""));
         }
         if (adamw.present()) {
             double q = ratio(adamw, copy);
             rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)).withLoad(load.get("AdamwBench.adamw")));
-            if (copyJdk.present()) {
-                rows.add(new Row("AdamW vs the JDK copy", adamw, "GB/s", "JDK copy " + fmt(copyJdk.value()) + " GB/s",
-                        ratio(adamw, copyJdk), ""));
-            }
         }
         return new Table(rows);
     }
@@ -493,6 +521,8 @@ public final class BenchRunner {
             h.add("peft4j: availability probe failed: " + t);
         }
         h.add("java: " + System.getProperty("java.vm.name") + " " + System.getProperty("java.version"));
+        h.add("figures: timed cases = median call (JMH SampleTime) ± half the interquartile range; FMA peak = mean"
+                + " ± JMH 99.9% error; the C sgemm = median of its timed calls");
         h.add("load average (1/5/15 min): before " + loadBefore + ", after " + loadAfter + "; column 'load' = 1-min load"
                 + " average as each benchmark ended (" + Runtime.getRuntime().availableProcessors()
                 + " cores: above ~" + (Runtime.getRuntime().availableProcessors() + 0.5) + " other work competed)");
@@ -561,7 +591,9 @@ public final class BenchRunner {
                     out.println("FAILED (see log)");
                 } else {
                     Result<?> p = r.getPrimaryResult();
-                    out.printf(Locale.ROOT, "%.4g %s  (%.0f s, load %s)%n", p.getScore(), p.getScoreUnit(),
+                    boolean sampled = p instanceof org.openjdk.jmh.results.SampleTimeResult;
+                    out.printf(Locale.ROOT, "%s%.4g %s  (%.0f s, load %s)%n", sampled ? "median " : "",
+                            sampled ? p.getStatistics().getPercentile(50) : p.getScore(), p.getScoreUnit(),
                             (System.nanoTime() - start) / 1e9, load);
                 }
             }

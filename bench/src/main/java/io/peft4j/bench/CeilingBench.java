@@ -92,7 +92,7 @@ public class CeilingBench {
 
     /** Bytes moved per call: 2·4·COPY_N (read src, write dst). */
     @Benchmark
-    @BenchmarkMode(Mode.AverageTime)
+    @BenchmarkMode(Mode.SampleTime)
     @OutputTimeUnit(TimeUnit.MILLISECONDS)
     public void copy(Copy s) {
         s.be.copy(s.src, s.dst);
@@ -100,7 +100,7 @@ public class CeilingBench {
 
     /** The same copy by the JDK (one thread, libc memmove): a cross-check of the copy ceiling. */
     @Benchmark
-    @BenchmarkMode(Mode.AverageTime)
+    @BenchmarkMode(Mode.SampleTime)
     @OutputTimeUnit(TimeUnit.MILLISECONDS)
     public void copyJdk(Copy s) {
         MemorySegment.copy(s.src.segment(), 0, s.dst.segment(), 0, 4 * COPY_N);

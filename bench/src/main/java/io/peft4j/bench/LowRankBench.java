@@ -18,7 +18,7 @@ import org.openjdk.jmh.annotations.TearDown;
  * One linear layer's forward + backward at T = 512 tokens, d_in = d_out = 4096, with and without
  * a rank-r LoRA adapter: the adapter's cost relative to the base matmuls it rides on.
  */
-@BenchmarkMode(Mode.AverageTime)
+@BenchmarkMode(Mode.SampleTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
 public class LowRankBench {
     public static final long T = 512, D_IN = 4096, D_OUT = 4096;
@@ -86,6 +86,16 @@ public class LowRankBench {
         p.be.gemm(false, true, 1f, p.x, p.w0, 0f, p.y);
         p.be.gemm(false, false, 1f, p.g, p.w0, 0f, p.dx);
         p.be.gemm(true, false, 1f, p.g, p.x, 0f, p.dw);
+    }
+
+    /**
+     * The adapter alone: lowrankForward (y +=) and lowrankBackward (dX +=), a few ms. Its ratio
+     * (base + adapter) / base does not depend on the drift between two forks of ~200 ms gemms.
+     */
+    @Benchmark
+    public void adapterFwdBwd(Base p, Lora l) {
+        p.be.lowrankForward(l.s, p.x, l.a, l.b, l.h, p.y);
+        p.be.lowrankBackward(l.s, p.x, l.a, l.b, l.h, p.g, l.gb, l.da, l.db, p.dx, false);
     }
 
     /** Frozen base + LoRA: y = x·W0ᵀ + s·(x·aᵀ)·bᵀ; dX = g·W0 + s·(g·b)·a; da, db. */
