@@ -184,7 +184,7 @@ public final class Charts {
         var styler = chart.getStyler();
         styler.setChartBackgroundColor(Color.WHITE);
         styler.setMarkerSize(6);
-        styler.setXAxisTickMarkSpacingHint(90);
+        styler.setXAxisTickMarkSpacingHint(160);
         // one series is named by the panel's title and axis label; several get a legend beside the plot
         int drawn = 0;
         for (Series s : panel.series()) {

@@ -5,6 +5,7 @@ import io.peft4j.data.Batches;
 import io.peft4j.data.Dataset;
 import io.peft4j.io.SafetensorsFile;
 import io.peft4j.io.SafetensorsWriter;
+import io.peft4j.nn.Linear;
 import io.peft4j.nn.Loss;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.Parameter;
@@ -168,6 +169,9 @@ public final class Trainer implements AutoCloseable {
         float[] xBuf = new float[0];
         int[] yBuf = new int[config.batchSize()];
         List<EpochResult> results = new ArrayList<>();
+        // Frozen weights cannot change during fit, so their transposes are made once.
+        List<Linear> linears = model.namedModules().values().stream().filter(m -> m instanceof Linear).map(m -> (Linear) m).toList();
+        linears.forEach(l -> l.setCacheFrozenTranspose(true));
         try (MetricsLog log = config.outDir() == null ? null : new MetricsLog(config.outDir().resolve("metrics.jsonl"))) {
             while (state.epoch < epochs && state.step < total) {
                 refreshTrainable();
@@ -221,6 +225,8 @@ public final class Trainer implements AutoCloseable {
                     writeChart(config.outDir().resolve("training.png"));
                 }
             }
+        } finally {
+            linears.forEach(l -> l.setCacheFrozenTranspose(false));
         }
         return new Result(results, state.step);
     }

@@ -94,12 +94,12 @@ public final class Main implements Runnable {
             double ms = ft.result().epochs().stream().mapToDouble(e -> e.msPerStep()).average().orElse(Double.NaN);
             long trainable = ft.model().trainableParameterCount();
             o.println();
-            o.println("| model                          | task     | accuracy | trainable params | s/epoch | ms/step |");
-            o.println("|--------------------------------|----------|----------|------------------|---------|---------|");
-            o.printf(Locale.ROOT, "| base MLP 784-512-512-10        | original | %8.4f | %,16d | %7s | %7s |%n", accOrig,
+            o.println("| model                            | task     | accuracy | trained params | s/epoch | ms/step |");
+            o.println("|----------------------------------|----------|----------|----------------|---------|---------|");
+            o.printf(Locale.ROOT, "| base MLP 784-512-512-10          | original | %8.4f | %,14d | %7s | %7s |%n", accOrig,
                     mlp.parameterCount() - trainable, fmt(base.secondsPerEpoch()), fmt(base.msPerStep()));
-            o.printf(Locale.ROOT, "| base MLP, frozen               | rot90    | %8.4f | %16s | %7s | %7s |%n", accRot, "-", "-", "-");
-            o.printf(Locale.ROOT, "| + LoRA r=8 alpha=16, all-linear | rot90    | %8.4f | %,16d | %7s | %7s |%n", ft.accuracy(),
+            o.printf(Locale.ROOT, "| base MLP, frozen                 | rot90    | %8.4f | %14s | %7s | %7s |%n", accRot, "0", "-", "-");
+            o.printf(Locale.ROOT, "| + LoRA r=8 alpha=16, all-linear  | rot90    | %8.4f | %,14d | %7s | %7s |%n", ft.accuracy(),
                     trainable, fmt(sec), fmt(ms));
             o.println();
             o.println("adapter: " + out.resolve("adapter") + "   chart: " + out.resolve("training.png") + "   metrics: " + out.resolve("metrics.jsonl"));
