@@ -36,11 +36,6 @@ public abstract class Module implements AutoCloseable {
         return p;
     }
 
-    protected void removeParameter(String name) {
-        Parameter p = parameters.remove(name);
-        if (p != null) p.close();
-    }
-
     void setPath(String p) {
         path = p;
         children.forEach((n, c) -> c.setPath(p.isEmpty() ? n : p + "." + n));

@@ -68,11 +68,6 @@ public final class StepArena implements AutoCloseable {
         return generation;
     }
 
-    /** Bytes reserved by the arena. */
-    public long capacity() {
-        return chunks.stream().mapToLong(MemorySegment::byteSize).sum();
-    }
-
     private MemorySegment newChunk(long bytes) {
         MemorySegment seg = arena.allocate(bytes, bytes >= Tensor.HUGE_ADVICE_BYTES ? 2L << 20 : Tensor.ALIGNMENT);
         if (bytes >= Tensor.HUGE_ADVICE_BYTES) HugePages.advise(seg);

@@ -72,8 +72,6 @@ public final class Tensor implements AutoCloseable {
     public long dim(int i) { return shape[i < 0 ? shape.length + i : i]; }
     public long numel() { return numel(shape); }
     public long byteSize() { return segment.byteSize(); }
-    /** Every tensor peft4j makes is dense row-major; views keep that. */
-    public boolean isContiguous() { return true; }
 
     /** The memory, after checking the tensor is still alive. */
     public MemorySegment segment() {

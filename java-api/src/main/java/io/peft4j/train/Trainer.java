@@ -172,7 +172,7 @@ public final class Trainer implements AutoCloseable {
         // Frozen weights cannot change during fit, so their transposes are made once.
         List<Linear> linears = model.namedModules().values().stream().filter(m -> m instanceof Linear).map(m -> (Linear) m).toList();
         linears.forEach(l -> l.setCacheFrozenTranspose(true));
-        try (MetricsLog log = config.outDir() == null ? null : new MetricsLog(config.outDir().resolve("metrics.jsonl"))) {
+        try (MetricsLog log = config.outDir() == null ? null : openLog(config.outDir().resolve("metrics.jsonl"))) {
             while (state.epoch < epochs && state.step < total) {
                 refreshTrainable();
                 int[] order = batches.order(config.seed(), state.epoch);
@@ -229,6 +229,18 @@ public final class Trainer implements AutoCloseable {
             linears.forEach(l -> l.setCacheFrozenTranspose(false));
         }
         return new Result(results, state.step);
+    }
+
+    /** A fresh run starts a fresh log; a resumed one appends to the log it continues. */
+    private MetricsLog openLog(Path file) {
+        if (state.step == 0) {
+            try {
+                Files.deleteIfExists(file);
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot replace " + file, e);
+            }
+        }
+        return new MetricsLog(file);
     }
 
     private float trainStep(Batches batches, int[] order, int start, float lr, int[] yBuf) {
