@@ -678,6 +678,27 @@ bool use_direct(int64_t t, int64_t d_in, int64_t d_out, int64_t r, bool backward
 
 using namespace p4j;
 
+// The checks forward and backward share: sizes, s, and the operands both read (x, a, b, h).
+static int32_t check_lowrank(const char* fn, p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float s,
+                             const float* x, const float* a, const float* b, const float* h) {
+  P4J_TRY(check_ctx(fn, ctx));
+  P4J_TRY(check_nonneg(fn, "t", t));
+  P4J_TRY(check_nonneg(fn, "d_in", d_in));
+  P4J_TRY(check_nonneg(fn, "d_out", d_out));
+  P4J_TRY(check_nonneg(fn, "r", r));
+  P4J_TRY(check_finite(fn, "s", s));
+  P4J_TRY(check_dims(fn, "x [t, d_in]", t, d_in));
+  P4J_TRY(check_dims(fn, "a [r, d_in]", r, d_in));
+  P4J_TRY(check_dims(fn, "b [d_out, r]", d_out, r));
+  P4J_TRY(check_dims(fn, "h [t, r]", t, r));
+  P4J_TRY(check_dims(fn, "y, g [t, d_out]", t, d_out));
+  P4J_TRY(check_ptr(fn, "x", x, t * d_in));
+  P4J_TRY(check_ptr(fn, "a", a, r * d_in));
+  P4J_TRY(check_ptr(fn, "b", b, d_out * r));
+  P4J_TRY(check_ptr(fn, "h", h, t * r));
+  return P4J_OK;
+}
+
 extern "C" {
 
 int32_t p4j_gemm(p4j_ctx* ctx, int32_t trans_a, int32_t trans_b, int64_t m, int64_t n, int64_t k,
@@ -709,21 +730,7 @@ int32_t p4j_lowrank_forward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out
                             const float* x, const float* a, const float* b, float* h, float* y) {
   const char* fn = "p4j_lowrank_forward";
   return guarded(fn, [&]() -> int32_t {
-    P4J_TRY(check_ctx(fn, ctx));
-    P4J_TRY(check_nonneg(fn, "t", t));
-    P4J_TRY(check_nonneg(fn, "d_in", d_in));
-    P4J_TRY(check_nonneg(fn, "d_out", d_out));
-    P4J_TRY(check_nonneg(fn, "r", r));
-    P4J_TRY(check_finite(fn, "s", s));
-    P4J_TRY(check_dims(fn, "x [t, d_in]", t, d_in));
-    P4J_TRY(check_dims(fn, "a [r, d_in]", r, d_in));
-    P4J_TRY(check_dims(fn, "b [d_out, r]", d_out, r));
-    P4J_TRY(check_dims(fn, "h [t, r]", t, r));
-    P4J_TRY(check_dims(fn, "y [t, d_out]", t, d_out));
-    P4J_TRY(check_ptr(fn, "x", x, t * d_in));
-    P4J_TRY(check_ptr(fn, "a", a, r * d_in));
-    P4J_TRY(check_ptr(fn, "b", b, d_out * r));
-    P4J_TRY(check_ptr(fn, "h", h, t * r));
+    P4J_TRY(check_lowrank(fn, ctx, t, d_in, d_out, r, s, x, a, b, h));
     P4J_TRY(check_ptr(fn, "y", y, t * d_out));
     if (use_direct(t, d_in, d_out, r, false)) {
       if (t == 0 || r == 0) return P4J_OK;  // h is empty, y += 0
@@ -744,21 +751,7 @@ int32_t p4j_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_ou
                              int32_t accumulate) {
   const char* fn = "p4j_lowrank_backward";
   return guarded(fn, [&]() -> int32_t {
-    P4J_TRY(check_ctx(fn, ctx));
-    P4J_TRY(check_nonneg(fn, "t", t));
-    P4J_TRY(check_nonneg(fn, "d_in", d_in));
-    P4J_TRY(check_nonneg(fn, "d_out", d_out));
-    P4J_TRY(check_nonneg(fn, "r", r));
-    P4J_TRY(check_finite(fn, "s", s));
-    P4J_TRY(check_dims(fn, "x [t, d_in]", t, d_in));
-    P4J_TRY(check_dims(fn, "a [r, d_in]", r, d_in));
-    P4J_TRY(check_dims(fn, "b [d_out, r]", d_out, r));
-    P4J_TRY(check_dims(fn, "h [t, r]", t, r));
-    P4J_TRY(check_dims(fn, "g [t, d_out]", t, d_out));
-    P4J_TRY(check_ptr(fn, "x", x, t * d_in));
-    P4J_TRY(check_ptr(fn, "a", a, r * d_in));
-    P4J_TRY(check_ptr(fn, "b", b, d_out * r));
-    P4J_TRY(check_ptr(fn, "h", h, t * r));
+    P4J_TRY(check_lowrank(fn, ctx, t, d_in, d_out, r, s, x, a, b, h));
     P4J_TRY(check_ptr(fn, "g", g, t * d_out));
     P4J_TRY(check_ptr(fn, "gb", gb, t * r));
     P4J_TRY(check_ptr(fn, "da", da, r * d_in));
