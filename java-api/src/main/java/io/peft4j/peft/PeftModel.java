@@ -228,13 +228,22 @@ public final class PeftModel extends Module {
      * and adapter_config.json. Both files are written atomically.
      */
     public void save(Path dir) {
+        save(dir, Map.of());
+    }
+
+    /** {@link #save(Path)} with extra entries in each weights file's metadata (e.g. which base the adapter was trained on). */
+    public void save(Path dir, Map<String, String> metadata) {
         for (String name : configs.keySet()) {
             Path target = name.equals(DEFAULT_ADAPTER) ? dir : dir.resolve(name);
-            saveAdapter(name, target);
+            saveAdapter(name, target, metadata);
         }
     }
 
     public void saveAdapter(String name, Path target) {
+        saveAdapter(name, target, Map.of());
+    }
+
+    public void saveAdapter(String name, Path target, Map<String, String> metadata) {
         requireAdapter(name);
         SafetensorsWriter w = new SafetensorsWriter();
         adaptedLayers(name).forEach((path, l) -> {
@@ -242,6 +251,7 @@ public final class PeftModel extends Module {
                 w.put(KEY_PREFIX + path + "." + p.name(), DType.F32, p.value().shape(), p.value().segment());
             }
         });
+        w.metadata(metadata);
         w.metadata(Map.of("format", "pt"));
         Map<String, Object> json = new TreeMap<>(configs.get(name).toJson());
         try {

@@ -140,6 +140,7 @@ public final class Trainer implements AutoCloseable {
     private Map<String, Parameter> trainable = Map.of();
     private final List<double[]> lossHistory = new ArrayList<>();   // {step, loss}
     private final List<double[]> accHistory = new ArrayList<>();    // {epoch, accuracy}
+    private String progressLabel = "";
 
     public Trainer(Module model, Loss loss, Optimizer optimizer, Config config, Backend backend) {
         this.model = model;
@@ -148,6 +149,12 @@ public final class Trainer implements AutoCloseable {
         this.config = config;
         this.backend = backend;
         this.ctx = new StepContext(backend);
+    }
+
+    /** Names the run in the progress bar ("lora: epoch 1/2"), e.g. when several methods run one after another. */
+    public Trainer progressLabel(String label) {
+        progressLabel = label == null || label.isEmpty() ? "" : label + ": ";
+        return this;
     }
 
     public Trainer addCallback(TrainerCallback callback) {
@@ -180,7 +187,7 @@ public final class Trainer implements AutoCloseable {
                 double lossSum = 0;
                 int counted = 0;
                 long t0 = System.nanoTime();
-                try (ProgressBars.Bar bar = ProgressBars.epoch("epoch " + (state.epoch + 1) + "/" + epochs,
+                try (ProgressBars.Bar bar = ProgressBars.epoch(progressLabel + "epoch " + (state.epoch + 1) + "/" + epochs,
                         stepsThisEpoch, config.progress())) {
                     bar.stepBy(state.stepInEpoch);
                     while (state.stepInEpoch < stepsThisEpoch) {
@@ -221,7 +228,14 @@ public final class Trainer implements AutoCloseable {
                 state.epoch++;
                 state.stepInEpoch = 0;
                 if (config.outDir() != null) {
-                    if (config.checkpointEvery() == 0) saveCheckpoint(config.outDir());
+                    // A state file that cannot be written costs the ability to resume, not the trained model.
+                    if (config.checkpointEvery() == 0) {
+                        try {
+                            saveCheckpoint(config.outDir());
+                        } catch (UncheckedIOException e) {
+                            System.err.println("peft4j: warning: " + e.getMessage() + "; training goes on, but this run cannot be resumed");
+                        }
+                    }
                     writeChart(config.outDir().resolve("training.png"));
                 }
             }

@@ -1,15 +1,30 @@
 package io.peft4j.cli;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
+import com.fasterxml.jackson.databind.SerializationFeature;
 import io.peft4j.backend.Backend;
+import io.peft4j.data.Dataset;
+import io.peft4j.data.FashionMnist.Split;
 import io.peft4j.data.FashionMnist.Task;
 import io.peft4j.io.ModelCheckpoint;
+import io.peft4j.io.SafetensorsWriter;
 import io.peft4j.nn.Mlp;
 import io.peft4j.nn.Module;
-import io.peft4j.peft.AdapterConfig;
+import io.peft4j.nn.StepContext;
+import io.peft4j.peft.AdapterMethod;
+import io.peft4j.peft.AdapterMethods;
+import io.peft4j.peft.ConfigField;
 import io.peft4j.peft.PeftModel;
+import io.peft4j.tensor.DType;
+import io.peft4j.tensor.Tensor;
+import io.peft4j.io.AtomicFiles;
+import java.io.IOException;
 import java.io.PrintStream;
+import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Locale;
 import java.util.Map;
 import java.util.concurrent.Callable;
@@ -17,12 +32,15 @@ import picocli.CommandLine;
 import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
+import picocli.CommandLine.Parameters;
 
-/** The peft4j command line: demo, train, eval, merge, info. */
+/** The peft4j command line: demo, train, eval, merge, compare, methods, info, help. */
 @Command(name = "peft4j", mixinStandardHelpOptions = true, version = "peft4j 0.1.0",
         description = "Parameter-efficient fine-tuning (LoRA family) on the JVM with native kernels.",
-        subcommands = {Main.Demo.class, Main.Train.class, Main.Eval.class, Main.Merge.class, Main.Info.class})
+        subcommands = {Main.Demo.class, Main.Train.class, Main.Eval.class, Main.Merge.class, Compare.class, Main.Methods.class,
+                Main.Info.class, CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
+    static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     public static void main(String[] args) {
         System.exit(run(System.out, args));
@@ -32,9 +50,14 @@ public final class Main implements Runnable {
     public static int run(PrintStream out, String... args) {
         CommandLine cl = new CommandLine(new Main());
         cl.setOut(new java.io.PrintWriter(out, true));
-        // Bad input is reported as one clear line, not a stack trace.
+        // Bad input is reported as one clear line, not a stack trace or a page of usage.
         cl.setExecutionExceptionHandler((ex, cmd, parsed) -> {
             cmd.getErr().println("peft4j: " + (ex.getMessage() == null ? ex.toString() : ex.getMessage()));
+            return 2;
+        });
+        cl.setParameterExceptionHandler((ex, args2) -> {
+            String name = ex.getCommandLine().getCommandName();
+            ex.getCommandLine().getErr().println("peft4j: " + ex.getMessage() + " (see 'peft4j " + (name.equals("peft4j") ? "" : name + " ") + "--help')");
             return 2;
         });
         OUT.set(out);
@@ -47,63 +70,141 @@ public final class Main implements Runnable {
 
     private static final ThreadLocal<PrintStream> OUT = ThreadLocal.withInitial(() -> System.out);
 
+    static PrintStream out() {
+        return OUT.get();
+    }
+
     @Override
     public void run() {
         new CommandLine(this).usage(OUT.get());
     }
 
+    /** A flag's value outside its documented range is refused before any work or output. */
+    static long checkRange(String flag, long value, long min, long max) {
+        if (value < min || value > max) throw new IllegalArgumentException(flag + " " + value + " is out of range [" + min + ", " + max + "]");
+        return value;
+    }
+
+    static float checkLr(Float lr) {
+        if (lr != null && !(Float.isFinite(lr) && lr > 0 && lr <= 10)) throw new IllegalArgumentException("--lr " + lr + " is out of range (0, 10]");
+        return lr == null ? Float.NaN : lr;
+    }
+
     /** Options every data-using command takes. */
     static final class Common {
-        @Option(names = "--data", description = "Fashion-MNIST directory (default: the Debian package's, or $PEFT4J_DATA_DIR)")
+        @Option(names = "--data", paramLabel = "DIR", description = "Fashion-MNIST directory (default: the Debian package's, or $PEFT4J_DATA_DIR)")
         Path data;
-        @Option(names = "--cache", description = "where the pretrained base model is cached (default: $PEFT4J_CACHE or ~/.cache/peft4j)")
+        @Option(names = "--cache", paramLabel = "DIR", description = "where the pretrained base model is cached (default: $PEFT4J_CACHE or ~/.cache/peft4j)")
         Path cache;
-        @Option(names = "--limit", description = "use only the first N training examples (N/6 test examples); 0 = all", defaultValue = "0")
+        @Option(names = "--limit", paramLabel = "N", defaultValue = "0",
+                description = "use only the first N training images (N/6 test images), also for pretraining the cached base; 0 = all; range [0, 60000]")
         int limit;
-        @Option(names = "--seed", defaultValue = "0", description = "seed for initialisation, shuffling and dropout")
-        long seed;
         @Option(names = "--no-progress", description = "no progress bar")
         boolean noProgress;
 
         Workflow workflow() {
+            checkRange("--limit", limit, 0, 60000);
             return new Workflow(data, cache, limit, !noProgress, OUT.get());
         }
     }
 
-    @Command(name = "demo", description = "Pretrain an MLP on Fashion-MNIST (cached), then fine-tune LoRA r=8 on rotated images.")
+    /** Which base model a command uses. */
+    static final class BaseOptions {
+        @Option(names = "--base", paramLabel = "FILE",
+                description = "your own base: an MLP checkpoint in PyTorch's naming (fc1.weight [out, in], fc1.bias, ..., fcN.*) as .safetensors; "
+                        + "default: the cached pretrained MLP 784-512-512-10")
+        Path base;
+        @Option(names = "--activation", paramLabel = "NAME", defaultValue = "relu", description = "activation between the --base layers: relu or gelu")
+        String activationName;
+        Mlp.Activation activation;
+
+        void validate() {
+            activation = switch (activationName.toLowerCase(Locale.ROOT)) {
+                case "relu" -> Mlp.Activation.RELU;
+                case "gelu" -> Mlp.Activation.GELU;
+                default -> throw new IllegalArgumentException("--activation " + activationName + ": expected relu or gelu");
+            };
+            if (base != null && !Files.isRegularFile(base)) throw new IllegalArgumentException("--base " + base + ": no such file");
+        }
+    }
+
+    /** How a fine-tuning run trains. */
+    static final class TrainOptions {
+        @Option(names = "--epochs", paramLabel = "N", description = "fine-tuning epochs, range [1, 1000] (default: 2)")
+        Integer epochs;
+        @Option(names = "--lr", paramLabel = "X", description = "learning rate, range (0, 10] (default: the method's suggested rate, 1e-3 for LoRA)")
+        Float lr;
+        @Option(names = "--batch", paramLabel = "N", description = "batch size, range [1, 60000] (default: 128)")
+        Integer batch;
+        @Option(names = "--seed", paramLabel = "N", description = "seed for the base model, initialisation, shuffling and dropout (default: 0)")
+        Long seed;
+
+        void validate() {
+            if (epochs != null) checkRange("--epochs", epochs, 1, 1000);
+            if (batch != null) checkRange("--batch", batch, 1, 60000);
+            checkLr(lr);
+        }
+
+        Workflow.TrainSettings settings(AdapterMethod method, Task task, PrintStream out) {
+            float rate = lr != null ? lr : method.suggestedLearningRate();
+            out.println(lr != null ? "learning rate " + rate + " (--lr)"
+                    : "learning rate " + rate + " (" + method.name() + "'s suggested rate; set --lr to change it)");
+            return new Workflow.TrainSettings(epochs == null ? 2 : epochs, rate, batch == null ? 128 : batch, seed == null ? 0 : seed, task);
+        }
+    }
+
+    static Task task(String name) {
+        try {
+            return Task.parse(name);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("--task " + name + ": expected original or rot90");
+        }
+    }
+
+    @Command(name = "demo", mixinStandardHelpOptions = true, showDefaultValues = true,
+            description = "Pretrain an MLP on Fashion-MNIST (cached), then fine-tune LoRA r=8 on rotated images.")
     static final class Demo implements Callable<Integer> {
         @Mixin Common common;
-        @Option(names = "--out", defaultValue = "peft4j-demo", description = "where the adapter, metrics and chart go")
+        @Option(names = "--out", paramLabel = "DIR", defaultValue = "peft4j-demo", description = "where the adapter, metrics and chart go")
         Path out;
-        @Option(names = "--epochs", defaultValue = "2", description = "fine-tuning epochs")
+        @Option(names = "--epochs", defaultValue = "2", description = "fine-tuning epochs, range [1, 1000]")
         int epochs;
+        @Option(names = "--seed", defaultValue = "0", description = "seed for the base model, initialisation and shuffling")
+        long seed;
 
         @Override
         public Integer call() {
+            checkRange("--epochs", epochs, 1, 1000);
             Workflow w = common.workflow();
+            MethodOptions mo = new MethodOptions();
+            mo.variant = "lora";
+            mo.set = List.of("r=8", "lora_alpha=16", "target_modules=all-linear");
+            MethodOptions.Resolved method = mo.resolve();
             PrintStream o = w.out;
-            Workflow.BaseModel base = w.base(common.seed);
-            Mlp mlp = base.model();
-            double accOrig = w.accuracy(mlp, Task.ORIGINAL);
-            double accRot = w.accuracy(mlp, Task.ROT90);
-            o.printf(Locale.ROOT, "base accuracy: original %.4f, rot90 %.4f%n", accOrig, accRot);
-            AdapterConfig cfg = Workflow.adapterConfig("lora", 8, 16, 0, false, "all-linear");
-            Workflow.FineTuned ft = w.fineTune(mlp, cfg, Task.ROT90, epochs, 1e-3f, 128, common.seed, out);
-            ft.model().save(out.resolve("adapter"));
-            double sec = ft.result().epochs().stream().mapToDouble(e -> e.seconds()).average().orElse(Double.NaN);
-            double ms = ft.result().epochs().stream().mapToDouble(e -> e.msPerStep()).average().orElse(Double.NaN);
-            long trainable = ft.model().trainableParameterCount();
-            o.println();
-            o.println("| model                            | task     | accuracy | trained params | s/epoch | ms/step |");
-            o.println("|----------------------------------|----------|----------|----------------|---------|---------|");
-            o.printf(Locale.ROOT, "| base MLP 784-512-512-10          | original | %8.4f | %,14d | %7s | %7s |%n", accOrig,
-                    mlp.parameterCount() - trainable, fmt(base.secondsPerEpoch()), fmt(base.msPerStep()));
-            o.printf(Locale.ROOT, "| base MLP, frozen                 | rot90    | %8.4f | %14s | %7s | %7s |%n", accRot, "0", "-", "-");
-            o.printf(Locale.ROOT, "| + LoRA r=8 alpha=16, all-linear  | rot90    | %8.4f | %,14d | %7s | %7s |%n", ft.accuracy(),
-                    trainable, fmt(sec), fmt(ms));
-            o.println();
-            o.println("adapter: " + out.resolve("adapter") + "   chart: " + out.resolve("training.png") + "   metrics: " + out.resolve("metrics.jsonl"));
-            o.printf(Locale.ROOT, "rot90 accuracy %.4f%n", ft.accuracy());
+            try (RunDir run = RunDir.open(out, false)) {
+                BaseModel base = w.pretrained(seed, common.limit);
+                Mlp mlp = base.model();
+                double accOrig = w.accuracy(mlp, Task.ORIGINAL);
+                double accRot = w.accuracy(mlp, Task.ROT90);
+                o.printf(Locale.ROOT, "base accuracy: original %.4f, rot90 %.4f%n", accOrig, accRot);
+                Workflow.TrainSettings s = new Workflow.TrainSettings(epochs, 1e-3f, 128, seed, Task.ROT90);
+                Workflow.FineTuned ft = w.fineTune(mlp, method.config(), s, run.work(), null, "lora");
+                Train.finish(run, ft, method, s, base, common.limit);
+                double sec = ft.result().epochs().stream().mapToDouble(e -> e.seconds()).average().orElse(Double.NaN);
+                double ms = ft.result().epochs().stream().mapToDouble(e -> e.msPerStep()).average().orElse(Double.NaN);
+                long trainable = ft.model().trainableParameterCount();
+                o.println();
+                o.println("| model                            | task     | accuracy | trained params | s/epoch | ms/step |");
+                o.println("|----------------------------------|----------|----------|----------------|---------|---------|");
+                o.printf(Locale.ROOT, "| base MLP 784-512-512-10          | original | %8.4f | %,14d | %7s | %7s |%n", accOrig,
+                        mlp.parameterCount() - trainable, fmt(base.secondsPerEpoch()), fmt(base.msPerStep()));
+                o.printf(Locale.ROOT, "| base MLP, frozen                 | rot90    | %8.4f | %14s | %7s | %7s |%n", accRot, "0", "-", "-");
+                o.printf(Locale.ROOT, "| + LoRA r=8 alpha=16, all-linear  | rot90    | %8.4f | %,14d | %7s | %7s |%n", ft.accuracy(),
+                        trainable, fmt(sec), fmt(ms));
+                o.println();
+                o.println("adapter: " + out.resolve("adapter") + "   chart: " + out.resolve("training.png") + "   metrics: " + out.resolve("metrics.jsonl"));
+                o.printf(Locale.ROOT, "rot90 accuracy %.4f%n", ft.accuracy());
+            }
             return 0;
         }
 
@@ -112,79 +213,247 @@ public final class Main implements Runnable {
         }
     }
 
-    @Command(name = "train", description = "Fine-tune an adapter on the cached base model; the last line is the test accuracy.")
+    @Command(name = "train", mixinStandardHelpOptions = true, showDefaultValues = true,
+            description = {"Fine-tune an adapter of any registered method on a base model; the last line is the test accuracy.",
+                    "The run is written to --out as a whole: adapter/, metrics.jsonl, training.png, trainer_state.safetensors, run.json."})
     static final class Train implements Callable<Integer> {
         @Mixin Common common;
-        @Option(names = "--variant", defaultValue = "lora", description = "method: lora")
-        String variant;
-        @Option(names = {"--rank", "-r"}, defaultValue = "8") int rank;
-        @Option(names = "--alpha", defaultValue = "16") float alpha;
-        @Option(names = "--dropout", defaultValue = "0") float dropout;
-        @Option(names = "--rslora", description = "scale by alpha/sqrt(r)") boolean rslora;
-        @Option(names = "--targets", defaultValue = "all-linear", description = "comma-separated layer names, or all-linear")
-        String targets;
-        @Option(names = "--epochs", defaultValue = "2") int epochs;
-        @Option(names = "--lr", defaultValue = "1e-3") float lr;
-        @Option(names = "--batch", defaultValue = "128") int batch;
-        @Option(names = "--task", defaultValue = "rot90", description = "original or rot90") String task;
-        @Option(names = "--out", defaultValue = "peft4j-train", description = "where the adapter, metrics and chart go") Path out;
+        @Mixin BaseOptions baseOptions;
+        @Mixin MethodOptions methodOptions;
+        @Mixin TrainOptions trainOptions;
+        @Option(names = "--task", paramLabel = "TASK", defaultValue = "rot90", description = "original or rot90") String task;
+        @Option(names = "--out", paramLabel = "DIR", defaultValue = "peft4j-train", description = "the run directory") Path out;
+        @Option(names = "--resume", paramLabel = "DIR",
+                description = "continue the run in DIR (interrupted, or finished and given more --epochs) with its recorded settings")
+        Path resume;
 
         @Override
-        public Integer call() {
-            Task t = Task.parse(task);
+        public Integer call() throws IOException {
+            if (resume != null) return resume();
+            Task t = task(task);
+            trainOptions.validate();
+            baseOptions.validate();
+            MethodOptions.Resolved method = methodOptions.resolve();
             Workflow w = common.workflow();
-            AdapterConfig cfg = Workflow.adapterConfig(variant, rank, alpha, dropout, rslora, targets);
-            Mlp mlp = w.base(common.seed).model();
-            Workflow.FineTuned ft = w.fineTune(mlp, cfg, t, epochs, lr, batch, common.seed, out);
-            ft.model().save(out.resolve("adapter"));
-            printEpochs(w.out, ft);
-            w.out.println("adapter saved to " + out.resolve("adapter"));
-            w.out.printf(Locale.ROOT, "%s accuracy %.4f%n", task, ft.accuracy());
+            Workflow.TrainSettings s = trainOptions.settings(method.method(), t, w.out);
+            BaseModel base = w.base(baseOptions, s.seed(), true);
+            try (RunDir run = RunDir.open(out, false)) {
+                Workflow.FineTuned ft = w.fineTune(base.model(), method.config(), s, run.work(), null, method.method().name());
+                finish(run, ft, method, s, base, common.limit);
+                report(w.out, ft, out, t);
+            }
             return 0;
         }
 
-        private static void printEpochs(PrintStream o, Workflow.FineTuned ft) {
+        /** Writes the adapter (recording its base) and run.json, then moves the run into place. */
+        static void finish(RunDir run, Workflow.FineTuned ft, MethodOptions.Resolved method, Workflow.TrainSettings s, BaseModel base, int limit) {
+            ft.model().save(run.work().resolve("adapter"), base.metadata());
+            Map<String, Object> record = new LinkedHashMap<>();
+            record.put("variant", method.method().name());
+            record.put("adapter_config", method.config().toJson());
+            record.put("epochs", s.epochs());
+            record.put("lr", s.lr());
+            record.put("batch", s.batch());
+            record.put("seed", s.seed());
+            record.put("task", s.task().name().toLowerCase(Locale.ROOT));
+            record.put("limit", limit);
+            record.put("base", base.origin());
+            record.put("base_sha256", base.sha256());
+            record.put("accuracy", ft.accuracy());
+            try {
+                AtomicFiles.writeString(run.work().resolve(RunDir.MARKER), JSON.writeValueAsString(record) + "\n");
+            } catch (IOException e) {
+                throw new UncheckedIOException("cannot write " + run.work().resolve(RunDir.MARKER) + ": " + Errors.describe(e), e);
+            }
+            run.commit();
+        }
+
+        static void report(PrintStream o, Workflow.FineTuned ft, Path out, Task t) {
             ft.result().epochs().forEach(e -> o.printf(Locale.ROOT, "epoch %d: train loss %.4f, %.2f s (%.2f ms/step), test accuracy %.4f%n",
                     e.epoch(), e.trainLoss(), e.seconds(), e.msPerStep(), e.eval() == null ? Double.NaN : e.eval().accuracy()));
+            o.println("adapter saved to " + out.resolve("adapter"));
+            o.printf(Locale.ROOT, "%s accuracy %.4f%n", t.name().toLowerCase(Locale.ROOT), ft.accuracy());
         }
-    }
 
-    @Command(name = "eval", description = "Test accuracy of the cached base model, with an adapter when given.")
-    static final class Eval implements Callable<Integer> {
-        @Mixin Common common;
-        @Option(names = "--adapter", description = "a saved adapter directory") Path adapter;
-        @Option(names = "--task", defaultValue = "rot90") String task;
-
-        @Override
-        public Integer call() {
-            Workflow w = common.workflow();
-            Module model = w.base(common.seed).model();
-            if (adapter != null) model = PeftModel.load(model, adapter, w.backend);
-            w.out.printf(Locale.ROOT, "%s accuracy %.4f%n", task, w.accuracy(model, Task.parse(task)));
+        /** Continues a run from its trainer state with the settings its run.json records. */
+        @SuppressWarnings("unchecked")
+        private int resume() throws IOException {
+            if (methodOptions.variant != null || methodOptions.config != null || !methodOptions.set.isEmpty() || methodOptions.rank != null
+                    || methodOptions.alpha != null || methodOptions.dropout != null || methodOptions.targets != null || trainOptions.lr != null
+                    || trainOptions.batch != null || trainOptions.seed != null || baseOptions.base != null) {
+                throw new IllegalArgumentException("--resume continues with the run's recorded settings; only --epochs (and --data, --cache, --no-progress) may be given");
+            }
+            trainOptions.validate();
+            Path partial = RunDir.partialOf(resume);
+            boolean fromPartial = Files.isRegularFile(partial.resolve(io.peft4j.train.Trainer.CHECKPOINT_FILE)) && Files.isRegularFile(partial.resolve("run.json"));
+            Path source = fromPartial ? partial : resume;
+            if (!Files.isRegularFile(source.resolve("run.json")) || !Files.isRegularFile(source.resolve(io.peft4j.train.Trainer.CHECKPOINT_FILE))) {
+                throw new IllegalArgumentException("--resume " + resume + ": no run to continue (it needs run.json and "
+                        + io.peft4j.train.Trainer.CHECKPOINT_FILE + ", written by peft4j train --out)");
+            }
+            Map<String, Object> rec = MethodOptions.readConfig(source.resolve("run.json"));
+            MethodOptions.Resolved method = MethodOptions.fromJson((Map<String, Object>) rec.get("adapter_config"));
+            int recordedEpochs = ((Number) rec.get("epochs")).intValue();
+            Workflow.TrainSettings s = new Workflow.TrainSettings(trainOptions.epochs == null ? recordedEpochs : trainOptions.epochs,
+                    ((Number) rec.get("lr")).floatValue(), ((Number) rec.get("batch")).intValue(), ((Number) rec.get("seed")).longValue(),
+                    task((String) rec.get("task")));
+            Workflow w = new Workflow(common.data, common.cache, ((Number) rec.get("limit")).intValue(), !common.noProgress, OUT.get());
+            Map<String, String> origin = (Map<String, String>) rec.get("base");
+            BaseOptions bo = new BaseOptions();
+            bo.activationName = origin.getOrDefault("activation", "relu");
+            bo.base = "file".equals(origin.get("source")) ? Path.of(origin.get("file")) : null;
+            bo.validate();
+            BaseModel base = bo.base != null ? w.base(bo, s.seed(), true)
+                    : w.pretrained(Long.parseLong(origin.get("seed")), Integer.parseInt(origin.get("limit")));
+            if (!base.sha256().equals(rec.get("base_sha256"))) {
+                throw new IllegalArgumentException("--resume " + resume + ": the base model changed since the run started (sha256 "
+                        + BaseModel.shortSha((String) rec.get("base_sha256")) + "… recorded, " + BaseModel.shortSha(base.sha256()) + "… now)");
+            }
+            w.out.println("resuming " + source + " (" + method.method().name() + ", until epoch " + s.epochs() + ")");
+            try (RunDir run = RunDir.open(resume, fromPartial)) {
+                if (!fromPartial) copyTree(resume, run.work());
+                Workflow.FineTuned ft = w.fineTune(base.model(), method.config(), s, run.work(), run.work(), method.method().name());
+                finish(run, ft, method, s, base, w.limit);
+                report(w.out, ft, resume, s.task());
+            }
             return 0;
         }
+
+        private static void copyTree(Path from, Path to) throws IOException {
+            try (var s = Files.walk(from)) {
+                for (Path p : s.toList()) {
+                    Path target = to.resolve(from.relativize(p).toString());
+                    if (Files.isDirectory(p)) Files.createDirectories(target);
+                    else Files.copy(p, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                }
+            }
+        }
     }
 
-    @Command(name = "merge", description = "Fold an adapter into the base weights and save the merged model as safetensors.")
-    static final class Merge implements Callable<Integer> {
+    @Command(name = "eval", mixinStandardHelpOptions = true, showDefaultValues = true,
+            description = {"Test accuracy of the base model, with an adapter when given.",
+                    "With --adapter, the base it was trained on is used (as its metadata records), or the command refuses."})
+    static final class Eval implements Callable<Integer> {
         @Mixin Common common;
-        @Option(names = "--adapter", required = true) Path adapter;
-        @Option(names = "--out", required = true, description = "the merged model's .safetensors file") Path out;
+        @Mixin BaseOptions baseOptions;
+        @Option(names = "--adapter", paramLabel = "DIR", description = "a saved adapter: the run directory 'train --out' wrote, or its adapter/ subdirectory")
+        Path adapter;
+        @Option(names = "--seed", paramLabel = "N", description = "seed of the cached pretrained base (default: the adapter's recorded base, else 0)")
+        Long seed;
+        @Option(names = "--task", paramLabel = "TASK", defaultValue = "rot90", description = "original or rot90") String task;
+        @Option(names = "--save-logits", paramLabel = "FILE", description = "also write the test logits [n, classes] and labels [n] as safetensors")
+        Path saveLogits;
+
+        @Override
+        public Integer call() throws IOException {
+            Task t = task(task);
+            baseOptions.validate();
+            Workflow w = common.workflow();
+            Module model;
+            if (adapter != null) {
+                Path dir = Workflow.adapterDir(adapter);
+                BaseModel base = w.baseFor(dir, baseOptions, seed, true);
+                model = PeftModel.load(base.model(), dir, w.backend);
+            } else {
+                model = w.base(baseOptions, seed == null ? 0 : seed, true).model();
+            }
+            if (saveLogits != null) writeLogits(w, model, t);
+            w.out.printf(Locale.ROOT, "%s accuracy %.4f%n", t.name().toLowerCase(Locale.ROOT), w.accuracy(model, t));
+            return 0;
+        }
+
+        private void writeLogits(Workflow w, Module model, Task t) throws IOException {
+            Dataset test = w.data(Split.TEST, t);
+            int n = test.count();
+            try (StepContext ctx = new StepContext(w.backend); Tensor xs = Tensor.of(test.images(), n, test.features())) {
+                ctx.begin(false, 0);
+                Tensor logits = model.forward(ctx, xs);
+                SafetensorsWriter sw = new SafetensorsWriter();
+                sw.putF32("logits", logits.shape(), logits.toFloatArray());
+                sw.put("labels", DType.I32, new long[] {n}, java.lang.foreign.MemorySegment.ofArray(test.labels().clone()));
+                sw.write(saveLogits);
+            }
+            w.out.println("logits saved to " + saveLogits);
+        }
+    }
+
+    @Command(name = "merge", mixinStandardHelpOptions = true, showDefaultValues = true,
+            description = {"Fold an adapter into its base weights and save the merged model as safetensors,",
+                    "with the base's keys and shapes (fc1.weight, fc1.bias, ...), so PyTorch's load_state_dict takes it unchanged."})
+    static final class Merge implements Callable<Integer> {
+        @Option(names = "--cache", paramLabel = "DIR", description = "where the pretrained base model is cached (default: $PEFT4J_CACHE or ~/.cache/peft4j)")
+        Path cache;
+        @Option(names = "--data", paramLabel = "DIR", description = "Fashion-MNIST, only needed when the adapter's cached base must be pretrained first")
+        Path data;
+        @Option(names = "--no-progress", description = "no progress bar") boolean noProgress;
+        @Mixin BaseOptions baseOptions;
+        @Option(names = "--adapter", required = true, paramLabel = "DIR", description = "the run directory 'train --out' wrote, or its adapter/ subdirectory")
+        Path adapter;
+        @Option(names = "--seed", paramLabel = "N", description = "seed of the cached pretrained base (default: the adapter's recorded base)")
+        Long seed;
+        @Option(names = "--out", required = true, paramLabel = "FILE", description = "the merged model's .safetensors file") Path out;
 
         @Override
         public Integer call() throws Exception {
-            Workflow w = common.workflow();
-            PeftModel pm = PeftModel.load(w.base(common.seed).model(), adapter, w.backend);
+            baseOptions.validate();
+            Path dir = Workflow.adapterDir(adapter);
+            AdapterMethod method = AdapterMethods.forType(String.valueOf(MethodOptions.readConfig(dir.resolve(PeftModel.CONFIG_FILE)).get("peft_type")));
+            if (!method.mergeable()) throw new IllegalArgumentException(method.name() + " adapters cannot be merged into the base weights: " + method.description());
+            Workflow w = new Workflow(data, cache, 0, !noProgress, OUT.get());
+            BaseModel base = w.baseFor(dir, baseOptions, seed, false);
+            PeftModel pm = PeftModel.load(base.model(), dir, w.backend);
             Module merged = pm.mergeAndUnload();
             Path parent = out.toAbsolutePath().getParent();
             if (parent != null) Files.createDirectories(parent);
-            ModelCheckpoint.save(merged, out, Map.of("merged_adapter", adapter.toString()));
+            Map<String, String> meta = new LinkedHashMap<>();
+            meta.put("format", "pt");
+            meta.put("merged_adapter", adapter.toString());
+            meta.putAll(base.metadata());
+            ModelCheckpoint.save(merged, out, meta);
             w.out.println("merged model saved to " + out);
             return 0;
         }
     }
 
-    @Command(name = "info", description = "Show what this machine offers: CPU features, BLAS, CUDA.")
+    @Command(name = "methods", mixinStandardHelpOptions = true,
+            description = {"List every registered method with its fields and defaults,", "or one method's fields with their docs."})
+    static final class Methods implements Callable<Integer> {
+        @Parameters(arity = "0..1", paramLabel = "NAME", description = "a method's name, e.g. lora") String name;
+
+        @Override
+        public Integer call() {
+            PrintStream o = OUT.get();
+            if (name != null) {
+                AdapterMethod m = AdapterMethods.forName(name);
+                o.printf(Locale.ROOT, "%s (peft_type %s): %s%n", m.name(), m.peftType(), m.description());
+                o.printf(Locale.ROOT, "mergeable: %s; suggested learning rate: %s%n%n", m.mergeable() ? "yes" : "no", m.suggestedLearningRate());
+                o.printf(Locale.ROOT, "%-20s %-8s %-14s %-28s %s%n", "field", "type", "default", "range", "doc");
+                for (ConfigField f : m.fields()) {
+                    if (!f.settable()) continue;
+                    o.printf(Locale.ROOT, "%-20s %-8s %-14s %-28s %s%s%n", f.name(), f.typeName(), ConfigField.json(f.defaultValue()), f.range(), f.doc(),
+                            f.shortcut() == null ? "" : " (shortcut --" + f.shortcut() + ")");
+                }
+                List<String> fixed = m.fields().stream().filter(f -> f.kind() == ConfigField.Kind.FIXED)
+                        .map(f -> f.name() + "=" + ConfigField.json(f.defaultValue())).toList();
+                if (!fixed.isEmpty()) o.println("\nPEFT fields accepted only at one value: " + String.join(", ", fixed));
+                o.println("\nset fields with: peft4j train --variant " + m.name() + " --set FIELD=VALUE ...");
+                return 0;
+            }
+            o.printf(Locale.ROOT, "%-10s %-10s %-9s %s%n", "method", "peft_type", "mergeable", "description");
+            for (AdapterMethod m : AdapterMethods.byName().values()) {
+                o.printf(Locale.ROOT, "%-10s %-10s %-9s %s%n", m.name(), m.peftType(), m.mergeable() ? "yes" : "no", m.description());
+                StringBuilder fields = new StringBuilder();
+                for (ConfigField f : m.fields()) {
+                    if (f.settable()) fields.append(fields.isEmpty() ? "" : " ").append(f.name()).append('=').append(ConfigField.json(f.defaultValue()));
+                }
+                o.println("           fields: " + fields);
+            }
+            o.println("\n'peft4j methods NAME' shows a method's fields with their docs.");
+            return 0;
+        }
+    }
+
+    @Command(name = "info", mixinStandardHelpOptions = true, description = "Show what this machine offers: CPU features, BLAS, CUDA.")
     static final class Info implements Runnable {
         @Override
         public void run() {

@@ -6,24 +6,26 @@ import io.peft4j.data.FashionMnist;
 import io.peft4j.data.FashionMnist.Split;
 import io.peft4j.data.FashionMnist.Task;
 import io.peft4j.io.ModelCheckpoint;
+import io.peft4j.io.SafetensorsFile;
 import io.peft4j.nn.Loss;
 import io.peft4j.nn.Mlp;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.StepContext;
 import io.peft4j.peft.AdapterConfig;
 import io.peft4j.peft.PeftModel;
-import io.peft4j.peft.TargetModules;
 import io.peft4j.train.AdamW;
 import io.peft4j.train.Trainer;
-import io.peft4j.variants.lora.LoraConfig;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
-/** The steps the commands share: data, the cached base MLP, fine-tuning, evaluation. */
+/** The steps the commands share: data, the base model, fine-tuning, evaluation. */
 final class Workflow {
     static final long[] MLP_SIZES = {784, 512, 512, 10};
     static final int BASE_EPOCHS = 3;
@@ -56,44 +58,109 @@ final class Workflow {
         return FashionMnist.load(dataDir, split, task, n);
     }
 
-    Mlp newMlp(long seed) {
-        return new Mlp(backend, Mlp.Activation.RELU, seed, MLP_SIZES);
+    Path baseFile(long seed, int pretrainLimit) {
+        return cacheDir.resolve("mlp-784-512-512-10-original-e" + BASE_EPOCHS + "-seed" + seed
+                + (pretrainLimit > 0 ? "-limit" + pretrainLimit : "") + ".safetensors");
     }
 
-    Path baseFile(long seed) {
-        return cacheDir.resolve("mlp-784-512-512-10-original-e" + BASE_EPOCHS + "-seed" + seed + (limit > 0 ? "-limit" + limit : "") + ".safetensors");
-    }
-
-    /** The base MLP pretrained on the original task, from the cache or trained now (Adam lr 1e-3, batch 128). */
-    BaseModel base(long seed) {
-        Path file = baseFile(seed);
-        Mlp mlp = newMlp(seed);
+    /**
+     * The base MLP pretrained on the original task (Adam lr 1e-3, batch 128) with {@code seed} on the
+     * first {@code pretrainLimit} images (0 = all), from the cache or trained now.
+     */
+    BaseModel pretrained(long seed, int pretrainLimit) {
+        Path file = baseFile(seed, pretrainLimit);
+        Mlp mlp = new Mlp(backend, Mlp.Activation.RELU, seed, MLP_SIZES);
+        Map<String, String> origin = new LinkedHashMap<>();
+        origin.put("source", "pretrained");
+        origin.put("sizes", BaseModel.sizesText(MLP_SIZES));
+        origin.put("seed", Long.toString(seed));
+        origin.put("limit", Integer.toString(pretrainLimit));
+        origin.put("recipe", "relu, task original, adam lr 1e-3, batch 128, epochs " + BASE_EPOCHS);
         try {
             if (Files.isRegularFile(file)) {
                 ModelCheckpoint.load(mlp, file);
                 out.println("base model: loaded from cache " + file);
-                return new BaseModel(mlp, Double.NaN, Double.NaN);
+                return new BaseModel(mlp, BaseModel.sha256(mlp), origin, Double.NaN, Double.NaN);
             }
-            out.println("base model: pretraining MLP 784-512-512-10 on 'original' (" + BASE_EPOCHS + " epochs, Adam lr 1e-3, batch 128, seed " + seed + ")");
+            out.println("base model: pretraining MLP 784-512-512-10 on 'original' (" + BASE_EPOCHS + " epochs, Adam lr 1e-3, batch 128, seed " + seed
+                    + (pretrainLimit > 0 ? ", first " + pretrainLimit + " images" : "") + ")");
             Trainer.Config cfg = Trainer.Config.builder().epochs(BASE_EPOCHS).batchSize(128).lr(1e-3f).seed(seed)
                     .evalEvery(0).progress(progress).build();
             Trainer.Result r;
             try (Trainer t = new Trainer(mlp, Loss.crossEntropy(), new AdamW(0.9f, 0.999f, 1e-8f, 0f), cfg, backend)) {
-                r = t.fit(data(Split.TRAIN, Task.ORIGINAL), null);
+                r = t.progressLabel("pretraining base").fit(FashionMnist.load(dataDir, Split.TRAIN, Task.ORIGINAL, pretrainLimit), null);
             }
             Files.createDirectories(cacheDir);
-            ModelCheckpoint.save(mlp, file, Map.of("recipe", "mlp 784-512-512-10 relu, original, adam 1e-3, batch 128, epochs " + BASE_EPOCHS,
-                    "seed", Long.toString(seed)));
+            ModelCheckpoint.save(mlp, file, Map.of("recipe", origin.get("recipe"), "seed", Long.toString(seed), "limit", Integer.toString(pretrainLimit)));
             double sec = r.epochs().stream().mapToDouble(Trainer.EpochResult::seconds).average().orElse(Double.NaN);
             double ms = r.epochs().stream().mapToDouble(Trainer.EpochResult::msPerStep).average().orElse(Double.NaN);
             out.println("base model: cached at " + file);
-            return new BaseModel(mlp, sec, ms);
+            return new BaseModel(mlp, BaseModel.sha256(mlp), origin, sec, ms);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read or write the base model cache " + file, e);
+            throw new UncheckedIOException("cannot read or write the base model cache " + file + ": " + Errors.describe(e), e);
         }
     }
 
-    record BaseModel(Mlp model, double secondsPerEpoch, double msPerStep) {}
+    /** The base a command's flags name: {@code --base FILE}, else the cached pretrained MLP for --seed and --limit. */
+    BaseModel base(Main.BaseOptions b, long seed, boolean requireIo) {
+        if (b.base == null) return pretrained(seed, limit);
+        List<String> notes = new ArrayList<>();
+        BaseModel m = BaseModel.fromFile(backend, b.base, b.activation, requireIo, notes);
+        notes.forEach(out::println);
+        out.println("base model: " + b.base + " (MLP " + m.origin().get("sizes") + ", " + m.origin().get("activation") + ")");
+        return m;
+    }
+
+    /**
+     * The base an adapter was trained on: the origin its metadata records, unless --base or --seed
+     * name one; the base's weights must hash to what the adapter recorded.
+     */
+    BaseModel baseFor(Path adapter, Main.BaseOptions b, Long seedFlag, boolean requireIo) {
+        Map<String, String> meta = adapterMetadata(adapter);
+        Map<String, String> recorded = BaseModel.recordedOrigin(meta);
+        BaseModel base;
+        if (b.base == null && seedFlag == null && "pretrained".equals(recorded.get("source"))) {
+            long seed = Long.parseLong(recorded.getOrDefault("seed", "0"));
+            int pretrainLimit = Integer.parseInt(recorded.getOrDefault("limit", "0"));
+            out.println("base model: as recorded in the adapter (" + BaseModel.describe(recorded) + ")");
+            base = pretrained(seed, pretrainLimit);
+        } else {
+            if (b.base == null && "pretrained".equals(recorded.get("source")) && !recorded.get("seed").equals(String.valueOf(seedFlag))) {
+                throw new IllegalArgumentException("adapter " + adapter + " was trained on " + BaseModel.describe(recorded) + ", not on --seed "
+                        + seedFlag + "; run with " + BaseModel.flags(recorded) + " (or without --seed)");
+            }
+            if (b.base == null && "file".equals(recorded.get("source")) && seedFlag == null) {
+                throw new IllegalArgumentException("adapter " + adapter + " was trained on --base " + recorded.get("file") + "; pass that file with --base");
+            }
+            if (meta.get(BaseModel.META_SHA) == null) {
+                out.println("note: adapter " + adapter + " does not record its base model; using the base these flags name");
+            }
+            base = base(b, seedFlag == null ? 0 : seedFlag, requireIo);
+        }
+        base.requireMatches(adapter, meta);
+        return base;
+    }
+
+    /** An adapter directory, or a run directory holding one in {@code adapter/}. */
+    static Path adapterDir(Path dir) {
+        Path inner = dir.resolve("adapter");
+        if (!Files.isRegularFile(dir.resolve(PeftModel.CONFIG_FILE)) && Files.isRegularFile(inner.resolve(PeftModel.CONFIG_FILE))) return inner;
+        if (!Files.isDirectory(dir)) throw new IllegalArgumentException("--adapter " + dir + ": no such directory");
+        if (!Files.isRegularFile(dir.resolve(PeftModel.CONFIG_FILE))) {
+            throw new IllegalArgumentException("--adapter " + dir + ": no " + PeftModel.CONFIG_FILE + " in it or in " + inner
+                    + " (give the directory 'train --out' wrote, or its adapter/ subdirectory)");
+        }
+        return dir;
+    }
+
+    static Map<String, String> adapterMetadata(Path adapter) {
+        Path weights = adapter.resolve(PeftModel.WEIGHTS_FILE);
+        try (SafetensorsFile f = SafetensorsFile.open(weights)) {
+            return f.metadata();
+        } catch (IOException e) {
+            throw new UncheckedIOException("cannot read " + weights + ": " + Errors.describe(e), e);
+        }
+    }
 
     double accuracy(Module model, Task task) {
         try (StepContext ctx = new StepContext(backend)) {
@@ -101,25 +168,29 @@ final class Workflow {
         }
     }
 
-    static AdapterConfig adapterConfig(String variant, int rank, float alpha, float dropout, boolean rslora, String targets) {
-        TargetModules tm = targets.equals("all-linear") ? TargetModules.allLinear() : TargetModules.names(targets.split(","));
-        return switch (variant) {
-            case "lora" -> LoraConfig.builder().r(rank).alpha(alpha).dropout(dropout).useRsLora(rslora).targetModules(tm).build();
-            default -> throw new IllegalArgumentException("unknown variant '" + variant + "' (available: lora)");
-        };
-    }
+    /** How a fine-tuning run trains (what run.json records, with the method and base). */
+    record TrainSettings(int epochs, float lr, int batch, long seed, Task task) {}
 
     record FineTuned(PeftModel model, Trainer.Result result, double accuracy) {}
 
-    /** Fine-tunes {@code config} on {@code task} with AdamW (weight decay 0.01) and evaluates on its test split. */
-    FineTuned fineTune(Mlp base, AdapterConfig config, Task task, int epochs, float lr, int batch, long seed, Path outDir) {
-        PeftModel pm = PeftModel.wrap(base, config, backend, seed);
+    /**
+     * Fine-tunes {@code config} on {@code s.task()} with AdamW (weight decay 0.01), writing metrics,
+     * chart and trainer state to {@code outDir}, and evaluates on the task's test split.
+     *
+     * @param resumeFrom a directory holding trainer_state.safetensors to continue from, or null
+     * @param label      progress-bar label (the method's name)
+     */
+    FineTuned fineTune(Module base, AdapterConfig config, TrainSettings s, Path outDir, Path resumeFrom, String label) {
+        PeftModel pm = PeftModel.wrap(base, config, backend, s.seed());
         out.println(pm.trainableParametersReport());
-        Trainer.Config cfg = Trainer.Config.builder().epochs(epochs).batchSize(batch).lr(lr).seed(seed).evalEvery(1)
+        Trainer.Config cfg = Trainer.Config.builder().epochs(s.epochs()).batchSize(s.batch()).lr(s.lr()).seed(s.seed()).evalEvery(1)
                 .outDir(outDir).progress(progress).build();
         try (Trainer t = new Trainer(pm, Loss.crossEntropy(), AdamW.defaults(), cfg, backend)) {
-            Trainer.Result r = t.fit(data(Split.TRAIN, task), data(Split.TEST, task));
-            return new FineTuned(pm, r, r.last().eval().accuracy());
+            t.progressLabel(label);
+            if (resumeFrom != null) t.resume(resumeFrom);
+            Trainer.Result r = t.fit(data(Split.TRAIN, s.task()), data(Split.TEST, s.task()));
+            double acc = r.epochs().isEmpty() ? accuracy(pm, s.task()) : r.last().eval().accuracy();
+            return new FineTuned(pm, r, acc);
         }
     }
 }

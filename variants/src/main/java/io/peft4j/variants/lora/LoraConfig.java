@@ -4,6 +4,7 @@ import io.peft4j.backend.Backend;
 import io.peft4j.nn.Linear;
 import io.peft4j.peft.Adapter;
 import io.peft4j.peft.AdapterConfig;
+import io.peft4j.peft.ConfigValues;
 import io.peft4j.peft.TargetModules;
 import java.util.LinkedHashMap;
 import java.util.Map;
@@ -71,34 +72,11 @@ public record LoraConfig(int r, float alpha, float dropout, boolean useRsLora, S
         return m;
     }
 
-    /** Reads adapter_config.json fields; settings peft4j does not implement are refused, not ignored. */
+    /** Reads adapter_config.json as PEFT writes it; settings peft4j does not implement are refused by name. */
     static LoraConfig fromJson(Map<String, Object> json) {
-        refuseUnless(json, "bias", "none");
-        refuseUnless(json, "fan_in_fan_out", false);
-        refuseUnless(json, "use_dora", false);
-        for (String key : new String[] {"rank_pattern", "alpha_pattern"}) {
-            Object v = json.get(key);
-            if (v instanceof Map<?, ?> map && !map.isEmpty()) throw new IllegalArgumentException("LoRA " + key + " is not supported");
-        }
-        Object init = json.getOrDefault("init_lora_weights", true);
-        String initName = Boolean.TRUE.equals(init) ? "kaiming" : "gaussian".equals(init) ? "gaussian" : null;
-        if (initName == null) throw new IllegalArgumentException("LoRA init_lora_weights " + init + " is not supported (true or \"gaussian\")");
-        return new LoraConfig(number(json, "r", 8).intValue(), number(json, "lora_alpha", 8).floatValue(),
-                number(json, "lora_dropout", 0).floatValue(), Boolean.TRUE.equals(json.get("use_rslora")), initName,
-                TargetModules.fromJson(json.get("target_modules")));
-    }
-
-    private static Number number(Map<String, Object> json, String key, Number dflt) {
-        Object v = json.getOrDefault(key, dflt);
-        if (!(v instanceof Number n)) throw new IllegalArgumentException("adapter_config.json: '" + key + "' must be a number, got " + v);
-        return n;
-    }
-
-    private static void refuseUnless(Map<String, Object> json, String key, Object supported) {
-        Object v = json.get(key);
-        if (v != null && !v.equals(supported)) {
-            throw new IllegalArgumentException("LoRA " + key + "=" + v + " is not supported (only " + supported + ")");
-        }
+        ConfigValues v = ConfigValues.read(LoraMethod.NAME, LoraMethod.FIELDS, json);
+        return new LoraConfig(v.getInt("r"), v.getFloat("lora_alpha"), v.getFloat("lora_dropout"), v.getBool("use_rslora"),
+                Boolean.TRUE.equals(v.get("init_lora_weights")) ? "kaiming" : "gaussian", v.getTargets("target_modules"));
     }
 
     public static final class Builder {
