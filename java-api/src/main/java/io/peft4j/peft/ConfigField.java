@@ -226,7 +226,7 @@ public final class ConfigField {
         return switch (kind) {
             case INT -> {
                 try {
-                    yield check(new BigInteger(t));
+                    yield check(new BigDecimal(t));
                 } catch (NumberFormatException e) {
                     throw bad(text, "must be an integer");
                 }
