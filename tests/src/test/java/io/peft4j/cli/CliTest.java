@@ -427,6 +427,35 @@ class CliTest {
         assertTrue(nothing.err().contains("no run to continue"), nothing.err());
     }
 
+    /** SIGINT in the middle of a run: --out keeps the previous run whole, and --resume finishes the interrupted one. */
+    @Test
+    void anInterruptedRunLeavesOutWholeAndResumes() throws Exception {
+        Path o = tmp.resolve("interrupted");
+        assertEquals(0, Cli.run(args("train", "--epochs", "1", "--rank", "2", "--seed", "1", "--out", o.toString())).code());
+        byte[] adapterBefore = Files.readAllBytes(o.resolve("adapter/adapter_model.safetensors"));
+        Process child = new ProcessBuilder(javaCommand("io.peft4j.cli.Main", "train", "--limit", "6000", "--epochs", "200", "--rank", "2",
+                "--seed", "1", "--no-progress", "--cache", cache.toString(), "--out", o.toString())).redirectErrorStream(true).start();
+        Path state = RunDir.partialOf(o).resolve("trainer_state.safetensors");
+        long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
+        while (!Files.isRegularFile(state) && child.isAlive() && System.nanoTime() < deadline) Thread.sleep(50);
+        assertTrue(child.isAlive(), "the run was still going when interrupted");
+        new ProcessBuilder("kill", "-INT", Long.toString(child.pid())).start().waitFor();
+        String said = new String(child.getInputStream().readAllBytes());
+        assertTrue(child.waitFor(30, TimeUnit.SECONDS));
+        assertTrue(said.contains("interrupted; the unfinished run is in") && said.contains("--resume " + o), said);
+        assertArrayEquals(adapterBefore, Files.readAllBytes(o.resolve("adapter/adapter_model.safetensors")), "--out still holds the previous run");
+        int done;
+        try (SafetensorsFile f = SafetensorsFile.open(state)) {
+            done = Integer.parseInt(f.metadata().get("epoch"));
+        }
+        Cli.Run resumed = Cli.run("train", "--resume", o.toString(), "--epochs", Integer.toString(done + 1), "--no-progress", "--cache", cache.toString());
+        assertEquals(0, resumed.code(), resumed.out() + resumed.err());
+        assertTrue(resumed.out().contains("resuming " + RunDir.partialOf(o)), resumed.out());
+        assertTrue(resumed.out().contains("epoch " + (done + 1) + ": train loss"), resumed.out());
+        assertEquals(6000, Cli.readJson(o.resolve("run.json")).get("limit"), "the interrupted run's settings, now in --out");
+        assertFalse(Files.exists(RunDir.partialOf(o)));
+    }
+
     @Test
     void aMissingDataDirectoryFailsWithOneLineNamingIt() {
         Cli.Run bad = Cli.run("eval", "--data", "/nonexistent", "--limit", "600", "--no-progress", "--cache", cache.toString());

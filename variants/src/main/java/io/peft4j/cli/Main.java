@@ -238,6 +238,7 @@ public final class Main implements Runnable {
             Workflow.TrainSettings s = trainOptions.settings(method.method(), t, w.out);
             BaseModel base = w.base(baseOptions, s.seed(), true);
             try (RunDir run = RunDir.open(out, false)) {
+                writeRecord(run, method, s, base, common.limit, null);
                 Workflow.FineTuned ft = w.fineTune(base.model(), method.config(), s, run.work(), null, method.method().name());
                 finish(run, ft, method, s, base, common.limit);
                 report(w.out, ft, out, t);
@@ -248,6 +249,12 @@ public final class Main implements Runnable {
         /** Writes the adapter (recording its base) and run.json, then moves the run into place. */
         static void finish(RunDir run, Workflow.FineTuned ft, MethodOptions.Resolved method, Workflow.TrainSettings s, BaseModel base, int limit) {
             ft.model().save(run.work().resolve("adapter"), base.metadata());
+            writeRecord(run, method, s, base, limit, ft.accuracy());
+            run.commit();
+        }
+
+        /** run.json: what --resume needs to continue the run (written at the start too, so an interrupted run can be resumed). */
+        static void writeRecord(RunDir run, MethodOptions.Resolved method, Workflow.TrainSettings s, BaseModel base, int limit, Double accuracy) {
             Map<String, Object> record = new LinkedHashMap<>();
             record.put("variant", method.method().name());
             record.put("adapter_config", method.config().toJson());
@@ -259,13 +266,12 @@ public final class Main implements Runnable {
             record.put("limit", limit);
             record.put("base", base.origin());
             record.put("base_sha256", base.sha256());
-            record.put("accuracy", ft.accuracy());
+            if (accuracy != null) record.put("accuracy", accuracy);
             try {
                 AtomicFiles.writeString(run.work().resolve(RunDir.MARKER), JSON.writeValueAsString(record) + "\n");
             } catch (IOException e) {
                 throw new UncheckedIOException("cannot write " + run.work().resolve(RunDir.MARKER) + ": " + Errors.describe(e), e);
             }
-            run.commit();
         }
 
         static void report(PrintStream o, Workflow.FineTuned ft, Path out, Task t) {
@@ -312,6 +318,7 @@ public final class Main implements Runnable {
             w.out.println("resuming " + source + " (" + method.method().name() + ", until epoch " + s.epochs() + ")");
             try (RunDir run = RunDir.open(resume, fromPartial)) {
                 if (!fromPartial) copyTree(resume, run.work());
+                writeRecord(run, method, s, base, w.limit, null);
                 Workflow.FineTuned ft = w.fineTune(base.model(), method.config(), s, run.work(), run.work(), method.method().name());
                 finish(run, ft, method, s, base, w.limit);
                 report(w.out, ft, resume, s.task());
