@@ -433,7 +433,7 @@ class CliTest {
         Path o = tmp.resolve("interrupted");
         assertEquals(0, Cli.run(args("train", "--epochs", "1", "--rank", "2", "--seed", "1", "--out", o.toString())).code());
         byte[] adapterBefore = Files.readAllBytes(o.resolve("adapter/adapter_model.safetensors"));
-        Process child = new ProcessBuilder(javaCommand("io.peft4j.cli.Main", "train", "--limit", "6000", "--epochs", "200", "--rank", "2",
+        Process child = new ProcessBuilder(javaCommand("io.peft4j.cli.Main", "train", "--limit", "1200", "--epochs", "500", "--rank", "2",
                 "--seed", "1", "--no-progress", "--cache", cache.toString(), "--out", o.toString())).redirectErrorStream(true).start();
         Path state = RunDir.partialOf(o).resolve("trainer_state.safetensors");
         long deadline = System.nanoTime() + TimeUnit.SECONDS.toNanos(60);
@@ -452,7 +452,7 @@ class CliTest {
         assertEquals(0, resumed.code(), resumed.out() + resumed.err());
         assertTrue(resumed.out().contains("resuming " + RunDir.partialOf(o)), resumed.out());
         assertTrue(resumed.out().contains("epoch " + (done + 1) + ": train loss"), resumed.out());
-        assertEquals(6000, Cli.readJson(o.resolve("run.json")).get("limit"), "the interrupted run's settings, now in --out");
+        assertEquals(1200, Cli.readJson(o.resolve("run.json")).get("limit"), "the interrupted run's settings, now in --out");
         assertFalse(Files.exists(RunDir.partialOf(o)));
     }
 

@@ -102,6 +102,17 @@ class PeftInteropTest {
     }
 
     @Test
+    void anAdapterForOtherLayerShapesIsRefusedNamingTheFirstMismatchingLayer(@TempDir Path tmp) throws IOException {
+        Path other = tmp.resolve("other.safetensors");
+        ModelCheckpoint.save(new Mlp(TestSupport.backend(), Mlp.Activation.RELU, 3, 48, 30, 24, 10), other, java.util.Map.of());
+        Cli.Run run = Cli.run("merge", "--base", other.toString(), "--adapter", fixture("lora_r4").resolve("adapter").toString(),
+                "--out", tmp.resolve("never.safetensors").toString(), "--no-progress");
+        assertEquals(2, run.code(), run.out() + run.err());
+        assertTrue(run.err().contains("base_model.model.fc1.lora_B.weight") && run.err().contains("[36, 4]"), run.err());
+        assertTrue(!java.nio.file.Files.exists(tmp.resolve("never.safetensors")));
+    }
+
+    @Test
     void theCliMergesPeftsAdapterOntoAUserBaseToPeftsMergedWeights(@TempDir Path tmp) throws IOException {
         Path dir = fixture("lora_r4");
         Path out = tmp.resolve("merged.safetensors");
