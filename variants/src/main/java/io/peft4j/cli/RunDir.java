@@ -87,9 +87,18 @@ final class RunDir implements AutoCloseable {
         }
     }
 
+    /** A run has run.json; a run written before run.json existed holds only peft4j's own outputs. */
     static boolean isRun(Path dir) {
-        return Files.isRegularFile(dir.resolve(MARKER));
+        if (Files.isRegularFile(dir.resolve(MARKER))) return true;
+        if (!Files.isRegularFile(dir.resolve("adapter").resolve("adapter_config.json"))) return false;
+        try (Stream<Path> s = Files.list(dir)) {
+            return s.allMatch(p -> OUTPUTS.contains(p.getFileName().toString()));
+        } catch (IOException e) {
+            return false;
+        }
     }
+
+    private static final java.util.Set<String> OUTPUTS = java.util.Set.of("adapter", "metrics.jsonl", "training.png", "trainer_state.safetensors");
 
     private static boolean isEmptyDir(Path dir) {
         if (!Files.isDirectory(dir)) return false;
