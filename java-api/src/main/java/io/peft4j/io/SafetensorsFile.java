@@ -143,6 +143,8 @@ public final class SafetensorsFile implements AutoCloseable {
                 arena.close();
                 throw t;
             }
+        } catch (IOException e) {
+            throw IoErrors.describe("read", path, e);
         }
     }
 

@@ -22,4 +22,9 @@ public interface Optimizer extends AutoCloseable {
 
     @Override
     void close();
+
+    /** A schedule may reach 0, never a negative or non-finite rate, which would only poison the weights. */
+    static void checkLr(float lr) {
+        if (!(lr >= 0) || !Float.isFinite(lr)) throw new IllegalArgumentException("learning rate must be a finite number >= 0, got " + lr);
+    }
 }
