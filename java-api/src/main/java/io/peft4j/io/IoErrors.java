@@ -1,5 +1,7 @@
 package io.peft4j.io;
 
+import com.fasterxml.jackson.core.JsonLocation;
+import com.fasterxml.jackson.core.JsonProcessingException;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.file.AccessDeniedException;
@@ -79,6 +81,21 @@ public final class IoErrors {
         // The OS says "No space left on device"; mid-sentence it reads better in lower case.
         return words.length() > 1 && Character.isUpperCase(words.charAt(0)) && Character.isLowerCase(words.charAt(1))
                 ? words.substring(0, 1).toLowerCase(Locale.ROOT) + words.substring(1) : words;
+    }
+
+    /**
+     * Where a JSON text breaks and what the parser expected there, on one line: "at line 3, column
+     * 10: Unexpected character (','): was expecting double-quote to start field name", without
+     * Jackson's source excerpts and character codes.
+     */
+    public static String jsonSyntax(JsonProcessingException e) {
+        JsonLocation loc = e.getLocation();
+        String where = loc == null ? "" : "at line " + loc.getLineNr() + ", column " + loc.getColumnNr() + ": ";
+        String what = String.valueOf(e.getOriginalMessage()).lines().findFirst().orElse("")
+                .replaceAll(" \\(code -?\\d+\\)", "")
+                .replaceAll(" \\(start marker at \\[Source.*$", "")
+                .replaceAll(" at \\[Source.*$", "");
+        return where + what.strip();
     }
 
     /** Marks exceptions whose message is already complete. */

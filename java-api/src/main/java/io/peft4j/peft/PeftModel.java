@@ -1,6 +1,5 @@
 package io.peft4j.peft;
 
-import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -325,12 +324,7 @@ public final class PeftModel extends Module {
         try {
             root = JSON.readTree(bytes);
         } catch (JsonProcessingException e) {
-            JsonLocation loc = e.getLocation();
-            String where = loc == null ? "" : " at line " + loc.getLineNr() + ", column " + loc.getColumnNr();
-            // Jackson's own text ends in source excerpts and token codes; the first sentence is what matters.
-            String what = e.getOriginalMessage().lines().findFirst().orElse("")
-                    .replaceAll(" \\(code \\d+\\)", "").replaceAll(" \\(start marker at \\[Source.*$", "");
-            throw new IllegalArgumentException(file + ": not valid JSON" + where + ": " + what, e);
+            throw new IllegalArgumentException(file + ": not valid JSON " + IoErrors.jsonSyntax(e), e);
         } catch (IOException e) {
             throw new IllegalArgumentException(IoErrors.describe("read", file, e).getMessage(), e);
         }

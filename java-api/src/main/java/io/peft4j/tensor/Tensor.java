@@ -208,6 +208,7 @@ public final class Tensor implements AutoCloseable {
 
     /** A new self-owned copy. */
     public Tensor copy() {
+        checkAlive();   // before allocating, so a dead source leaks nothing
         return zeros(dtype, shape).copyFrom(this);
     }
 

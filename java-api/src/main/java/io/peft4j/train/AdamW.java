@@ -40,7 +40,7 @@ public final class AdamW implements Optimizer {
 
     @Override
     public void step(Backend backend, Map<String, Parameter> params, float lr) {
-        Optimizer.checkLr(lr);
+        Optimizer.checkStep(params, lr);
         steps++;
         params.forEach((name, p) -> {
             Tensor[] mv = moments.computeIfAbsent(name, k -> new Tensor[] {moment(k + ".exp_avg", p), moment(k + ".exp_avg_sq", p)});
@@ -49,10 +49,13 @@ public final class AdamW implements Optimizer {
     }
 
     private Tensor moment(String key, Parameter p) {
-        Tensor t = Tensor.zeros(DType.F32, p.value().shape());
         float[] saved = pending.remove(key);
-        if (saved != null) t.copyFrom(saved);
-        return t;
+        if (saved == null) return Tensor.zeros(DType.F32, p.value().shape());
+        if (saved.length != p.numel()) {
+            throw new IllegalArgumentException("AdamW state '" + key + "' has " + saved.length + " values, the parameter is "
+                    + p.value().describe());
+        }
+        return Tensor.of(saved, p.value().shape());
     }
 
     @Override

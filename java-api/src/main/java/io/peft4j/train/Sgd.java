@@ -30,7 +30,7 @@ public final class Sgd implements Optimizer {
 
     @Override
     public void step(Backend backend, Map<String, Parameter> params, float lr) {
-        Optimizer.checkLr(lr);
+        Optimizer.checkStep(params, lr);
         steps++;
         params.forEach((name, p) -> {
             float wd = p.decay() ? weightDecay : 0f;
@@ -41,9 +41,12 @@ public final class Sgd implements Optimizer {
             Tensor buf = buffers.get(name);
             boolean first = false;
             if (buf == null) {
-                buf = Tensor.zeros(DType.F32, p.value().shape());
                 float[] saved = pending.remove(name + ".momentum_buffer");
-                if (saved != null) buf.copyFrom(saved);
+                if (saved != null && saved.length != p.numel()) {
+                    throw new IllegalArgumentException("SGD state '" + name + ".momentum_buffer' has " + saved.length
+                            + " values, the parameter is " + p.value().describe());
+                }
+                buf = saved == null ? Tensor.zeros(DType.F32, p.value().shape()) : Tensor.of(saved, p.value().shape());
                 first = saved == null; // PyTorch starts the buffer at the first gradient
                 buffers.put(name, buf);
             }

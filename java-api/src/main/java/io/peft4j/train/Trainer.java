@@ -371,19 +371,31 @@ public final class Trainer implements AutoCloseable {
             if (!Long.toString(config.seed()).equals(meta.get("seed"))) {
                 throw new IllegalArgumentException(file + " was written with seed " + meta.get("seed") + ", this run uses " + config.seed());
             }
+            // Everything is read and checked before anything changes: a bad checkpoint leaves the run as it was.
+            Map<Parameter, float[]> params = new LinkedHashMap<>();
             for (var e : trainable.entrySet()) {
                 String key = "param." + e.getKey();
                 if (!f.contains(key)) throw new IllegalArgumentException(file + " has no tensor '" + key + "'");
-                e.getValue().value().copyFrom(ModelCheckpoint.readFiniteF32(f, key));
+                float[] v = ModelCheckpoint.readFiniteF32(f, key);
+                if (v.length != e.getValue().numel()) {
+                    throw new IllegalArgumentException(file + ": tensor '" + key + "' has " + v.length + " values, the model's is "
+                            + e.getValue().value().describe());
+                }
+                params.put(e.getValue(), v);
             }
             Map<String, float[]> optState = new LinkedHashMap<>();
             for (String name : f.names()) {
                 if (name.startsWith("optim.")) optState.put(name.substring(6), ModelCheckpoint.readFiniteF32(f, name));
             }
-            optimizer.loadState(optState, Long.parseLong(meta.get("optimizer_steps")));
-            state.step = Long.parseLong(meta.get("step"));
-            state.epoch = Integer.parseInt(meta.get("epoch"));
-            state.stepInEpoch = Integer.parseInt(meta.get("step_in_epoch"));
+            long optimizerSteps = Long.parseLong(meta.get("optimizer_steps"));
+            long step = Long.parseLong(meta.get("step"));
+            int epoch = Integer.parseInt(meta.get("epoch"));
+            int stepInEpoch = Integer.parseInt(meta.get("step_in_epoch"));
+            optimizer.loadState(optState, optimizerSteps);
+            params.forEach((p, v) -> p.value().copyFrom(v));
+            state.step = step;
+            state.epoch = epoch;
+            state.stepInEpoch = stepInEpoch;
         } catch (IOException e) {
             throw IoErrors.unchecked("read", file, e);
         } catch (NumberFormatException | NullPointerException e) {

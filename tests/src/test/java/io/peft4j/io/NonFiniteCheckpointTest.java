@@ -3,6 +3,7 @@ package io.peft4j.io;
 import static io.peft4j.variants.TestSupport.backend;
 import static io.peft4j.variants.TestSupport.blobs;
 import static io.peft4j.variants.TestSupport.snapshot;
+import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -51,10 +52,17 @@ class NonFiniteCheckpointTest {
         Trainer.Config cfg = Trainer.Config.builder().batchSize(8).lr(1e-2f).seed(4).evalEvery(0).progress(false).build();
         try (Mlp m = mlp(3); Trainer t = new Trainer(m, Loss.crossEntropy(), AdamW.defaults(), cfg, backend())) {
             t.fit(blobs(24, 7, 3, 9), null);
-            m.namedParameters().get("fc1.weight").value().setFloat(4, Float.POSITIVE_INFINITY);
+            m.namedParameters().get("fc2.weight").value().setFloat(4, Float.POSITIVE_INFINITY);
             t.saveCheckpoint(dir);
+            // The model moves on after the save, so a partial resume would show in fc1 (read before fc2).
+            m.namedParameters().get("fc2.weight").value().setFloat(4, 0.5f);
+            m.namedParameters().get("fc1.weight").value().setFloat(0, 0.125f);
+            Map<String, float[]> before = snapshot(m.namedParameters());
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.resume(dir));
-            assertTrue(e.getMessage().contains("tensor 'param.fc1.weight' holds Infinity at element 4"), e.getMessage());
+            assertTrue(e.getMessage().contains("tensor 'param.fc2.weight' holds Infinity at element 4"), e.getMessage());
+            Map<String, float[]> after = snapshot(m.namedParameters());
+            before.forEach((n, v) -> TestSupport.assertBitEqual(v, after.get(n), n));
+            assertEquals(3, t.state().step(), "the loop position is not moved by a refused resume");
         }
     }
 }

@@ -148,4 +148,29 @@ class TrainerValidationTest {
             io.peft4j.variants.TestSupport.assertBitEqual(before, params.get("fc1.weight").value().toFloatArray(), "fc1.weight");
         }
     }
+
+    @Test
+    void anOptimizerStepRefusesFrozenParametersAndMisfitState() {
+        try (Mlp mlp = new Mlp(backend(), Mlp.Activation.RELU, 5, 6, 8, 3)) {
+            Map<String, Parameter> params = mlp.namedParameters();
+            params.get("fc2.bias").setRequiresGrad(false);
+            float[] before = params.get("fc1.weight").value().toFloatArray();
+            for (Optimizer opt : List.of(AdamW.defaults(), new Sgd(0.9f, 0f, false))) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> opt.step(backend(), params, 1e-2f));
+                assertMessage(e, "parameter 'fc2.bias' is frozen: it has no gradient to step with");
+                opt.close();
+            }
+            io.peft4j.variants.TestSupport.assertBitEqual(before, params.get("fc1.weight").value().toFloatArray(), "fc1.weight");
+            params.get("fc2.bias").setRequiresGrad(true);
+            Map<String, Parameter> one = Map.of("fc1.weight", params.get("fc1.weight"));
+            AdamW adam = AdamW.defaults();
+            adam.loadState(Map.of("fc1.weight.exp_avg", new float[5], "fc1.weight.exp_avg_sq", new float[5]), 3);
+            assertMessage(assertThrows(IllegalArgumentException.class, () -> adam.step(backend(), one, 1e-2f)),
+                    "AdamW state 'fc1.weight.exp_avg' has 5 values, the parameter is F32[8, 6]");
+            Sgd sgd = new Sgd(0.9f, 0f, false);
+            sgd.loadState(Map.of("fc1.weight.momentum_buffer", new float[47]), 3);
+            assertMessage(assertThrows(IllegalArgumentException.class, () -> sgd.step(backend(), one, 1e-2f)),
+                    "SGD state 'fc1.weight.momentum_buffer' has 47 values, the parameter is F32[8, 6]");
+        }
+    }
 }
