@@ -77,10 +77,15 @@ public final class StepArena implements AutoCloseable {
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed) return;
+        try {
+            arena.close();
+        } catch (IllegalStateException e) {   // a running downcall holds the memory: refuse rather than leak it
+            throw new IllegalStateException("cannot close the step arena while an operation is using its memory;"
+                    + " close it after the operation returns", e);
+        }
         closed = true;
         generation++;
-        arena.close();
     }
 }

@@ -156,7 +156,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Rows [start, start + count) of the leading dimension, sharing memory. */
     public Tensor rows(long start, long count) {
-        if (rank() == 0 || start < 0 || count < 0 || start + count > shape[0]) {
+        if (rank() == 0 || start < 0 || count < 0 || start > shape[0] || count > shape[0] - start) {   // no start + count: it can overflow
             throw new IllegalArgumentException("rows(" + start + ", " + count + ") out of range for " + describe());
         }
         long[] s = shape.clone();
@@ -171,12 +171,20 @@ public final class Tensor implements AutoCloseable {
 
     public float[] toFloatArray() {
         requireDType(DType.F32);
+        requireArraySize();
         return segment().toArray(ValueLayout.JAVA_FLOAT);
     }
 
     public int[] toIntArray() {
         requireDType(DType.I32);
+        requireArraySize();
         return segment().toArray(ValueLayout.JAVA_INT);
+    }
+
+    private void requireArraySize() {
+        if (numel() > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("tensor " + describe() + " has " + numel() + " elements, more than a Java array holds");
+        }
     }
 
     public float getFloat(long index) {

@@ -57,6 +57,17 @@ class SizeOverflowTest {
     }
 
     @Test
+    void rowRangesThatOverflowAreRefused() {
+        try (Tensor t = Tensor.zeros(DType.F32, 6, 3)) {
+            assertEquals(2, t.rows(4, 2).dim(0));
+            for (long[] bad : new long[][] {{Long.MAX_VALUE, 2}, {2, Long.MAX_VALUE}, {5, 2}, {7, 0}, {-1, 1}}) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> t.rows(bad[0], bad[1]));
+                assertMentions(e, "rows(" + bad[0] + ", " + bad[1] + ") out of range for F32[6, 3]");
+            }
+        }
+    }
+
+    @Test
     void aHugeLinearNamesItsSizes() {
         long huge = 3_000_000_001L;
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> new Linear(backend(), huge, huge, true, 1));

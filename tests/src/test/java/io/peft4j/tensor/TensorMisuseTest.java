@@ -57,19 +57,27 @@ class TensorMisuseTest {
         assertTrue(reset.getMessage().contains("step arena is closed"), reset.getMessage());
     }
 
+    /** The GEMM's output and what closing it means: a self-owned tensor, or the step arena it came from. */
+    private interface Output {
+        Tensor tensor();
+
+        void close();
+    }
+
     /**
-     * A close while a native GEMM on another thread writes the tensor is refused (the memory must not
-     * be freed under the kernel) and the tensor stays open; once the GEMM returns, close frees it.
-     * Before, close marked the tensor closed, failed to close its arena, and the memory was never freed.
+     * A close while a native GEMM on another thread writes the memory is refused (it must not be
+     * freed under the kernel) and leaves everything usable; once the GEMM returns, close frees it.
+     * Before, close marked the tensor or arena closed, failed to close the FFM arena, and the memory
+     * was never freed. Returns the refusal's message.
      */
-    @Test
-    void closingATensorWhileAnOperationUsesItIsRefusedThenWorks() throws Exception {
+    private static String closeDuringGemm(java.util.function.Function<Integer, Output> make) throws Exception {
         int n = 1536;
         SplittableRandom r = rng("close-during-gemm");
         try (Tensor a = Tensor.of(normal(r, n * n, 1.0), n, n); Tensor b = Tensor.of(normal(r, n * n, 1.0), n, n)) {
             IllegalStateException refused = null;
             for (int attempt = 0; attempt < 20 && refused == null; attempt++) {
-                Tensor c = Tensor.zeros(DType.F32, n, n);
+                Output out = make.apply(n);
+                Tensor c = out.tensor();
                 CountDownLatch started = new CountDownLatch(1);
                 AtomicReference<Throwable> failure = new AtomicReference<>();
                 Thread op = new Thread(() -> {
@@ -85,24 +93,48 @@ class TensorMisuseTest {
                 boolean closed = false;
                 while (op.isAlive() && !closed) {
                     try {
-                        c.close();
+                        out.close();
                         closed = true;
                     } catch (IllegalStateException e) {
                         refused = e;
-                        assertTrue(c.isAlive(), "a refused close leaves the tensor usable");
+                        assertTrue(c.isAlive(), "a refused close leaves the memory usable");
                     }
                 }
                 op.join();
                 // A close that came before the GEMM started makes the GEMM fail cleanly instead; then try again.
                 if (refused != null) assertEquals(null, failure.get(), "the GEMM whose output was being closed completes");
-                c.close();
+                out.close();
                 assertFalse(c.isAlive());
                 IllegalStateException after = assertThrows(IllegalStateException.class, c::segment);
-                assertTrue(after.getMessage().contains("closed"), after.getMessage());
+                assertTrue(after.getMessage().contains("F32[1536, 1536]"), after.getMessage());
             }
             assertNotNull(refused, "no close ever overlapped a 1536^3 GEMM in 20 tries");
-            assertTrue(refused.getMessage().contains("F32[1536, 1536]") && refused.getMessage().contains("while an operation is using it"),
-                    refused.getMessage());
+            return refused.getMessage();
         }
+    }
+
+    @Test
+    void closingATensorWhileAnOperationUsesItIsRefusedThenWorks() throws Exception {
+        String m = closeDuringGemm(n -> {
+            Tensor t = Tensor.zeros(DType.F32, n, n);
+            return new Output() {
+                public Tensor tensor() { return t; }
+                public void close() { t.close(); }
+            };
+        });
+        assertTrue(m.contains("cannot close tensor F32[1536, 1536] while an operation is using it"), m);
+    }
+
+    @Test
+    void closingAStepArenaWhileAnOperationUsesItIsRefusedThenWorks() throws Exception {
+        String m = closeDuringGemm(n -> {
+            StepArena arena = new StepArena();
+            Tensor t = arena.allocate(DType.F32, n, n);
+            return new Output() {
+                public Tensor tensor() { return t; }
+                public void close() { arena.close(); }
+            };
+        });
+        assertTrue(m.contains("cannot close the step arena while an operation is using its memory"), m);
     }
 }
