@@ -79,7 +79,7 @@ public final class Batches {
         if (batchSize <= 0) {
             throw new IllegalArgumentException("Batches: batchSize must be positive, got " + batchSize);
         }
-        return (data.count() + batchSize - 1) / batchSize;
+        return (int) Math.ceilDiv((long) data.count(), batchSize);   // long: count + batchSize can pass 2^31
     }
 
     /**

@@ -1,5 +1,6 @@
 package io.peft4j.data;
 
+import io.peft4j.io.IoErrors;
 import java.io.BufferedInputStream;
 import java.io.EOFException;
 import java.io.IOException;
@@ -218,7 +219,7 @@ public final class FashionMnist {
         } catch (EOFException | ZipException e) {
             throw corrupt(file, e);
         } catch (IOException e) {
-            throw new UncheckedIOException("reading " + file + ": " + e.getMessage(), e);
+            throw IoErrors.unchecked("read", file, e);
         }
     }
 
@@ -254,7 +255,7 @@ public final class FashionMnist {
         } catch (EOFException | ZipException e) {
             throw corrupt(file, e);
         } catch (IOException e) {
-            throw new UncheckedIOException("reading " + file + ": " + e.getMessage(), e);
+            throw IoErrors.unchecked("read", file, e);
         }
     }
 

@@ -58,10 +58,11 @@ public final class AtomicFiles {
             throw new IllegalArgumentException("not a file path: " + target);
         }
         if (Files.isDirectory(absolute)) {
-            throw new IOException(target + ": is a directory");
+            throw new IOException("cannot write " + target + ": is a directory");
         }
         Path tmp = null;
         FileChannel channel = null;
+        boolean inBody = false;
         try {
             for (int attempt = 0; ; attempt++) {
                 Path candidate = dir.resolve("." + fileName + "." + randomSuffix() + ".tmp");
@@ -74,7 +75,9 @@ public final class AtomicFiles {
                 }
             }
             copyPermissions(absolute, tmp);
+            inBody = true;
             body.writeTo(channel);
+            inBody = false;
             channel.force(true);
             channel.close();
             channel = null;
@@ -95,6 +98,8 @@ public final class AtomicFiles {
                     t.addSuppressed(e);
                 }
             }
+            // The body describes its own failures; ours get the target, the operation and the cause.
+            if (!inBody && t instanceof IOException e) throw IoErrors.describe("write", target, e);
             throw t;
         }
         syncDirectory(dir);

@@ -38,9 +38,27 @@ public final class ModelCheckpoint {
             for (String name : f.names()) {
                 if (!params.containsKey(name)) throw new IllegalArgumentException(file + ": unexpected tensor '" + name + "'");
             }
-            params.forEach((name, p) -> p.value().copyFrom(f.readF32(name)));
+            // Read and check everything before writing anything, so a bad file leaves the model as it was.
+            Map<String, float[]> values = new java.util.LinkedHashMap<>();
+            params.keySet().forEach(name -> values.put(name, readFiniteF32(f, name)));
+            params.forEach((name, p) -> p.value().copyFrom(values.get(name)));
             return f.metadata();
         }
+    }
+
+    /**
+     * An F32 tensor's values, refusing NaN and infinities: a weight that is not a number would only
+     * surface later as a NaN loss, far from the file that caused it.
+     */
+    public static float[] readFiniteF32(SafetensorsFile f, String name) {
+        float[] v = f.readF32(name);
+        for (int i = 0; i < v.length; i++) {
+            if (!Float.isFinite(v[i])) {
+                throw new IllegalArgumentException(f.path() + ": tensor '" + name + "' holds " + v[i] + " at element " + i
+                        + " (weights must be finite numbers)");
+            }
+        }
+        return v;
     }
 
     /** Parameters that belong to the modules themselves, not to adapters attached to them. */

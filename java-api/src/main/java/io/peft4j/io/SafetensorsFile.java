@@ -1,7 +1,6 @@
 package io.peft4j.io;
 
 import com.fasterxml.jackson.core.JsonFactory;
-import com.fasterxml.jackson.core.JsonLocation;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.core.StreamReadConstraints;
 import com.fasterxml.jackson.core.StreamReadFeature;
@@ -143,6 +142,8 @@ public final class SafetensorsFile implements AutoCloseable {
                 arena.close();
                 throw t;
             }
+        } catch (IOException e) {
+            throw IoErrors.describe("read", path, e);
         }
     }
 
@@ -294,10 +295,7 @@ public final class SafetensorsFile implements AutoCloseable {
         try {
             root = HEADER_MAPPER.readTree(json);
         } catch (JsonProcessingException e) {
-            JsonLocation loc = e.getLocation();
-            String where = loc == null ? "" : " at line " + loc.getLineNr() + ", column " + loc.getColumnNr();
-            throw new SafetensorsFormatException(file + ": header is not valid JSON" + where + ": "
-                    + e.getOriginalMessage(), e);
+            throw new SafetensorsFormatException(file + ": header is not valid JSON " + IoErrors.jsonSyntax(e), e);
         }
         if (root == null || root.isMissingNode()) {
             throw error(file, "header is empty, expected a JSON object");

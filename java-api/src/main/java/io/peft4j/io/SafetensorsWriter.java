@@ -98,7 +98,11 @@ public final class SafetensorsWriter {
     /** Adds an F32 tensor (copied, stored little-endian). */
     public SafetensorsWriter putF32(String name, long[] shape, float[] values) {
         Objects.requireNonNull(values, "values");
-        MemorySegment seg = MemorySegment.ofArray(new byte[Math.multiplyExact(values.length, 4)]);
+        if (values.length > Integer.MAX_VALUE / 4) {
+            throw new IllegalArgumentException("tensor '" + name + "': " + values.length + " floats need "
+                    + 4L * values.length + " bytes, more than one Java array holds; pass a MemorySegment instead");
+        }
+        MemorySegment seg = MemorySegment.ofArray(new byte[values.length * 4]);
         MemorySegment.copy(values, 0, seg, F32_LE, 0, values.length);
         return put(name, DType.F32, shape, seg);
     }
@@ -138,15 +142,19 @@ public final class SafetensorsWriter {
         List<Pending> ordered = order();
         byte[] header = header(ordered);
         AtomicFiles.write(path, ch -> {
-            ByteBuffer prefix = ByteBuffer.allocate(8 + header.length).order(ByteOrder.LITTLE_ENDIAN);
-            prefix.putLong(header.length).put(header).flip();
-            AtomicFiles.writeFully(ch, prefix);
-            long longest = 0;
-            for (Pending p : ordered) longest = Math.max(longest, p.data.byteSize());
-            if (longest == 0) return;
-            try (Arena staging = Arena.ofConfined()) {
-                MemorySegment buf = staging.allocate(Math.min(longest, STAGING_BYTES), 64);
-                for (Pending p : ordered) copyToChannel(p.data, buf, ch);
+            try {
+                ByteBuffer prefix = ByteBuffer.allocate(8 + header.length).order(ByteOrder.LITTLE_ENDIAN);
+                prefix.putLong(header.length).put(header).flip();
+                AtomicFiles.writeFully(ch, prefix);
+                long longest = 0;
+                for (Pending p : ordered) longest = Math.max(longest, p.data.byteSize());
+                if (longest == 0) return;
+                try (Arena staging = Arena.ofConfined()) {
+                    MemorySegment buf = staging.allocate(Math.min(longest, STAGING_BYTES), 64);
+                    for (Pending p : ordered) copyToChannel(p.data, buf, ch);
+                }
+            } catch (IOException e) {
+                throw IoErrors.describe("write", path, e);   // e.g. "no space left on device"
             }
         });
     }

@@ -37,7 +37,12 @@ public final class Linear extends Module {
         if (in <= 0 || out <= 0) throw new IllegalArgumentException("Linear needs positive sizes, got in=" + in + " out=" + out);
         this.in = in;
         this.out = out;
-        Tensor w = Tensor.zeros(DType.F32, out, in);
+        Tensor w;
+        try {
+            w = Tensor.zeros(DType.F32, out, in);
+        } catch (IllegalArgumentException e) {
+            throw new IllegalArgumentException("Linear(in=" + in + ", out=" + out + "): " + e.getMessage(), e);
+        }
         backend.rngKaimingUniform(seed, 0, in, (float) Math.sqrt(5), w);
         this.weight = addParameter(new Parameter("weight", w, true, true));
         if (bias) {

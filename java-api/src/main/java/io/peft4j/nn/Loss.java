@@ -9,6 +9,13 @@ public interface Loss {
     /** ∂loss/∂output for the last forward (a step-arena tensor). */
     Tensor backward(StepContext ctx);
 
+    /** What forward kept lives in the step arena: gone before any forward, and after the step that made it. */
+    private static void requireForward(String loss, Tensor kept) {
+        if (kept == null || !kept.isAlive()) {
+            throw new IllegalStateException(loss + " loss: backward() called without a forward() in this step");
+        }
+    }
+
     /** Mean softmax cross-entropy over rows; target is I32 class labels. */
     static Loss crossEntropy() {
         return new Loss() {
@@ -24,6 +31,7 @@ public interface Loss {
 
             @Override
             public Tensor backward(StepContext ctx) {
+                requireForward("crossEntropy", probs);
                 Tensor d = ctx.allocate(probs.shape());
                 ctx.backend().softmaxXentBackward(probs, labels, 1f, d);
                 return d;
@@ -44,6 +52,7 @@ public interface Loss {
 
             @Override
             public Tensor backward(StepContext ctx) {
+                requireForward("mse", grad);
                 return grad;
             }
         };

@@ -16,6 +16,9 @@ public final class ReLU extends Module {
 
     @Override
     public Tensor backward(StepContext ctx, Tensor g, boolean needInputGrad) {
+        if (input == null || !input.isAlive()) {
+            throw new IllegalStateException("ReLU '" + path() + "': backward without forward in this step");
+        }
         if (!needInputGrad) return null;
         Tensor dx = ctx.allocate(g.shape());
         ctx.backend().reluBackward(input, g, dx);

@@ -1,9 +1,13 @@
 package io.peft4j.peft;
 
+import com.fasterxml.jackson.core.JsonProcessingException;
+import com.fasterxml.jackson.databind.JsonNode;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.peft4j.backend.Backend;
 import io.peft4j.io.AtomicFiles;
+import io.peft4j.io.IoErrors;
+import io.peft4j.io.ModelCheckpoint;
 import io.peft4j.io.SafetensorsFile;
 import io.peft4j.io.SafetensorsWriter;
 import io.peft4j.nn.Linear;
@@ -13,7 +17,6 @@ import io.peft4j.nn.StepContext;
 import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
@@ -233,6 +236,10 @@ public final class PeftModel extends Module {
 
     /** {@link #save(Path)} with extra entries in each weights file's metadata (e.g. which base the adapter was trained on). */
     public void save(Path dir, Map<String, String> metadata) {
+        if (configs.isEmpty()) {
+            throw new IllegalStateException("this PeftModel has no adapter to save (mergeAndUnload or deleteAdapter removed them);"
+                    + " save the merged model with ModelCheckpoint.save");
+        }
         for (String name : configs.keySet()) {
             Path target = name.equals(DEFAULT_ADAPTER) ? dir : dir.resolve(name);
             saveAdapter(name, target, metadata);
@@ -256,10 +263,20 @@ public final class PeftModel extends Module {
         Map<String, Object> json = new TreeMap<>(configs.get(name).toJson());
         try {
             Files.createDirectories(target);
-            w.write(target.resolve(WEIGHTS_FILE));
-            AtomicFiles.writeString(target.resolve(CONFIG_FILE), JSON.writeValueAsString(json) + "\n");
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot save adapter '" + name + "' to " + target, e);
+            throw IoErrors.unchecked("create directory", target, e);
+        }
+        Path weights = target.resolve(WEIGHTS_FILE);
+        Path configFile = target.resolve(CONFIG_FILE);
+        try {
+            w.write(weights);
+        } catch (IOException e) {
+            throw IoErrors.unchecked("write", weights, e);
+        }
+        try {
+            AtomicFiles.writeString(configFile, JSON.writeValueAsString(json) + "\n");
+        } catch (IOException e) {
+            throw IoErrors.unchecked("write", configFile, e);
         }
     }
 
@@ -267,16 +284,10 @@ public final class PeftModel extends Module {
      * Adds the adapter saved in {@code dir} under {@code name}. Every layer the config targets must
      * have its tensors in the file with the right shapes, and the file must hold nothing else.
      */
-    @SuppressWarnings("unchecked")
     public void loadAdapter(Path dir, String name) {
         Path configFile = dir.resolve(CONFIG_FILE);
         Path weights = dir.resolve(WEIGHTS_FILE);
-        Map<String, Object> json;
-        try {
-            json = JSON.readValue(configFile.toFile(), Map.class);
-        } catch (IOException e) {
-            throw new IllegalArgumentException("cannot read " + configFile + ": " + e.getMessage(), e);
-        }
+        Map<String, Object> json = readConfigJson(configFile);
         Object type = json.get("peft_type");
         if (!(type instanceof String t)) throw new IllegalArgumentException(configFile + ": missing peft_type");
         AdapterConfig config = AdapterMethods.forType(t).configFromJson(json);
@@ -294,7 +305,7 @@ public final class PeftModel extends Module {
                             throw new IllegalArgumentException(weights + ": tensor '" + key + "' has shape " + Arrays.toString(shape)
                                     + ", the model needs " + p.value().describe());
                         }
-                        p.value().copyFrom(f.readF32(key));
+                        p.value().copyFrom(ModelCheckpoint.readFiniteF32(f, key));
                     }
                 });
                 for (String key : f.names()) {
@@ -306,8 +317,32 @@ public final class PeftModel extends Module {
                 throw e;
             }
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + weights, e);
+            throw IoErrors.unchecked("read", weights, e);
         }
+    }
+
+    /** The config file as a JSON object; a syntax error is reported as file, line, column and what was expected. */
+    @SuppressWarnings("unchecked")
+    private static Map<String, Object> readConfigJson(Path file) {
+        byte[] bytes;
+        try {
+            bytes = Files.readAllBytes(file);
+        } catch (IOException e) {   // a missing or unreadable config is bad input to load, as a malformed one is
+            throw new IllegalArgumentException(IoErrors.describe("read", file, e).getMessage(), e);
+        }
+        JsonNode root;
+        try {
+            root = JSON.readTree(bytes);
+        } catch (JsonProcessingException e) {
+            throw new IllegalArgumentException(file + ": not valid JSON " + IoErrors.jsonSyntax(e), e);
+        } catch (IOException e) {
+            throw new IllegalArgumentException(IoErrors.describe("read", file, e).getMessage(), e);
+        }
+        if (root == null || root.isMissingNode()) throw new IllegalArgumentException(file + ": the file is empty, expected a JSON object");
+        if (!root.isObject()) {
+            throw new IllegalArgumentException(file + ": expected a JSON object { ... } at the top level, found " + root.getNodeType().name().toLowerCase(Locale.ROOT));
+        }
+        return JSON.convertValue(root, Map.class);
     }
 
     /** Removes an adapter from every layer (unmerging it first if merged). */

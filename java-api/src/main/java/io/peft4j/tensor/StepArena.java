@@ -3,6 +3,7 @@ package io.peft4j.tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 
 /**
@@ -28,13 +29,14 @@ public final class StepArena implements AutoCloseable {
     public Tensor allocate(DType dtype, long... shape) {
         if (closed) throw new IllegalStateException("step arena is closed");
         long bytes = Tensor.byteSize(dtype, shape);
+        Tensor.checkFits(dtype + Arrays.toString(shape), bytes);   // also keeps the sums below from overflowing
         long padded = (bytes + Tensor.ALIGNMENT - 1) & -Tensor.ALIGNMENT;
         while (chunk < chunks.size() && used + padded > chunks.get(chunk).byteSize()) {
             chunk++;
             used = 0;
         }
         if (chunk == chunks.size()) {
-            chunks.add(newChunk(Math.max(padded, Math.max(MIN_CHUNK, highWater))));
+            chunks.add(newChunk(Math.max(padded, Math.max(MIN_CHUNK, highWater)), dtype + Arrays.toString(shape)));
             used = 0;
         }
         MemorySegment seg = chunks.get(chunk).asSlice(used, bytes);
@@ -52,12 +54,13 @@ public final class StepArena implements AutoCloseable {
 
     /** Invalidates every tensor handed out so far and reuses the memory. */
     public void reset() {
+        if (closed) throw new IllegalStateException("step arena is closed");
         generation++;
         highWater = Math.max(highWater, stepBytes);
         // A step that needed several chunks gets one chunk of the full size next time.
         if (chunks.size() > 1) {
             chunks.clear();
-            chunks.add(newChunk(highWater));
+            chunks.add(newChunk(highWater, "the step's " + highWater + " bytes of activations"));
         }
         chunk = 0;
         used = 0;
@@ -68,17 +71,21 @@ public final class StepArena implements AutoCloseable {
         return generation;
     }
 
-    private MemorySegment newChunk(long bytes) {
-        MemorySegment seg = arena.allocate(bytes, bytes >= Tensor.HUGE_ADVICE_BYTES ? 2L << 20 : Tensor.ALIGNMENT);
-        if (bytes >= Tensor.HUGE_ADVICE_BYTES) HugePages.advise(seg);
-        return seg;
+    /** A chunk of {@code bytes}, made for {@code what} (named when the machine cannot give it). */
+    private MemorySegment newChunk(long bytes, String what) {
+        return Tensor.allocate(arena, what, bytes);
     }
 
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed) return;
+        try {
+            arena.close();
+        } catch (IllegalStateException e) {   // a running downcall holds the memory: refuse rather than leak it
+            throw new IllegalStateException("cannot close the step arena while an operation is using its memory;"
+                    + " close it after the operation returns", e);
+        }
         closed = true;
         generation++;
-        arena.close();
     }
 }

@@ -3,7 +3,9 @@ package io.peft4j.tensor;
 import java.lang.foreign.Arena;
 import java.lang.foreign.MemorySegment;
 import java.lang.foreign.ValueLayout;
+import java.lang.management.ManagementFactory;
 import java.util.Arrays;
+import java.util.Locale;
 
 /**
  * A dense, row-major array in off-heap memory (64-byte aligned). Java holds the handle, never a
@@ -44,24 +46,67 @@ public final class Tensor implements AutoCloseable {
     public static Tensor zeros(DType dtype, long... shape) {
         long bytes = byteSize(dtype, shape);
         Arena arena = Arena.ofShared();
-        MemorySegment seg = arena.allocate(Math.max(bytes, 1), bytes >= HUGE_ADVICE_BYTES ? 2L << 20 : ALIGNMENT);
-        if (bytes >= HUGE_ADVICE_BYTES) HugePages.advise(seg);
-        return new Tensor(dtype, shape, seg.asSlice(0, bytes), arena, null, 0, null);
+        try {
+            MemorySegment seg = allocate(arena, dtype + Arrays.toString(shape), Math.max(bytes, 1));
+            return new Tensor(dtype, shape, seg.asSlice(0, bytes), arena, null, 0, null);
+        } catch (RuntimeException | OutOfMemoryError e) {
+            arena.close();
+            throw e;
+        }
     }
 
     /** A new F32 tensor holding a copy of {@code data}. */
     public static Tensor of(float[] data, long... shape) {
-        Tensor t = zeros(DType.F32, shape);
-        t.copyFrom(data);
-        return t;
+        if (data.length != numel(shape)) throw lengthMismatch(data.length, DType.F32, shape);
+        return zeros(DType.F32, shape).copyFrom(data);
     }
 
     /** A new I32 tensor holding a copy of {@code data}. */
     public static Tensor ofInts(int[] data, long... shape) {
+        if (data.length != numel(shape)) throw lengthMismatch(data.length, DType.I32, shape);
         Tensor t = zeros(DType.I32, shape);
-        if (data.length != t.numel()) throw lengthMismatch(data.length, t);
         MemorySegment.copy(data, 0, t.segment(), ValueLayout.JAVA_INT, 0, data.length);
         return t;
+    }
+
+    /**
+     * {@code bytes} from {@code arena} for {@code what}, refused up front when the machine
+     * cannot hold it (a request past physical memory would otherwise end in an OutOfMemoryError or in
+     * the kernel killing the process once the pages are touched).
+     */
+    static MemorySegment allocate(Arena arena, String what, long bytes) {
+        checkFits(what, bytes);
+        boolean huge = bytes >= HUGE_ADVICE_BYTES;
+        MemorySegment seg;
+        try {
+            seg = arena.allocate(bytes, huge ? 2L << 20 : ALIGNMENT);
+        } catch (OutOfMemoryError e) {   // malloc said no: the memory is there but taken
+            throw new IllegalArgumentException("cannot allocate " + what + ": it needs " + gib(bytes)
+                    + " and the system refused (" + gib(freeMemory()) + " of " + gib(physicalMemory()) + " free)", e);
+        }
+        if (huge) HugePages.advise(seg);
+        return seg;
+    }
+
+    /** Refuses {@code bytes} for {@code what} (e.g. "F32[1073741824, 784]") when it is more than physical memory. */
+    static void checkFits(String what, long bytes) {
+        long physical = physicalMemory();
+        if (bytes > physical) {
+            throw new IllegalArgumentException("cannot allocate " + what + ": it needs " + gib(bytes)
+                    + ", more than this machine's " + gib(physical) + " of memory");
+        }
+    }
+
+    private static long physicalMemory() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+    }
+
+    private static long freeMemory() {
+        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getFreeMemorySize();
+    }
+
+    private static String gib(long bytes) {
+        return String.format(Locale.ROOT, "%.2f GiB (%d bytes)", bytes / (double) (1L << 30), bytes);
     }
 
     public DType dtype() { return dtype; }
@@ -69,7 +114,14 @@ public final class Tensor implements AutoCloseable {
     public int rank() { return shape.length; }
     public long[] shape() { return shape.clone(); }
     public long[] strides() { return strides.clone(); }
-    public long dim(int i) { return shape[i < 0 ? shape.length + i : i]; }
+    /** The size of dimension {@code i}; negative {@code i} counts from the end (-1 is the last). */
+    public long dim(int i) {
+        if (i < -shape.length || i >= shape.length) {
+            throw new IllegalArgumentException("dimension " + i + " out of range for " + describe() + " (rank " + shape.length
+                    + ": valid are " + -shape.length + " to " + (shape.length - 1) + ")");
+        }
+        return shape[i < 0 ? shape.length + i : i];
+    }
     public long numel() { return numel(shape); }
     public long byteSize() { return segment.byteSize(); }
 
@@ -104,7 +156,7 @@ public final class Tensor implements AutoCloseable {
 
     /** Rows [start, start + count) of the leading dimension, sharing memory. */
     public Tensor rows(long start, long count) {
-        if (rank() == 0 || start < 0 || count < 0 || start + count > shape[0]) {
+        if (rank() == 0 || start < 0 || count < 0 || start > shape[0] || count > shape[0] - start) {   // no start + count: it can overflow
             throw new IllegalArgumentException("rows(" + start + ", " + count + ") out of range for " + describe());
         }
         long[] s = shape.clone();
@@ -119,12 +171,20 @@ public final class Tensor implements AutoCloseable {
 
     public float[] toFloatArray() {
         requireDType(DType.F32);
+        requireArraySize();
         return segment().toArray(ValueLayout.JAVA_FLOAT);
     }
 
     public int[] toIntArray() {
         requireDType(DType.I32);
+        requireArraySize();
         return segment().toArray(ValueLayout.JAVA_INT);
+    }
+
+    private void requireArraySize() {
+        if (numel() > Integer.MAX_VALUE - 8) {
+            throw new IllegalArgumentException("tensor " + describe() + " has " + numel() + " elements, more than a Java array holds");
+        }
     }
 
     public float getFloat(long index) {
@@ -156,6 +216,7 @@ public final class Tensor implements AutoCloseable {
 
     /** A new self-owned copy. */
     public Tensor copy() {
+        checkAlive();   // before allocating, so a dead source leaks nothing
         return zeros(dtype, shape).copyFrom(this);
     }
 
@@ -175,25 +236,45 @@ public final class Tensor implements AutoCloseable {
         return "Tensor(" + describe() + ", " + device + ")";
     }
 
-    /** Frees self-owned memory; views and arena tensors just become unusable. */
+    /**
+     * Frees self-owned memory; views and arena tensors just become unusable. While a native
+     * operation on another thread uses the tensor the close is refused (the memory stays valid and
+     * owned by this tensor, to be freed by a later close), never deferred into a leak.
+     */
     @Override
-    public void close() {
+    public synchronized void close() {
         if (closed) return;
+        if (ownArena != null) {
+            try {
+                ownArena.close();
+            } catch (IllegalStateException e) {   // the arena is held by a running downcall
+                throw new IllegalStateException("cannot close tensor " + describe() + " while an operation is using it;"
+                        + " close it after the operation returns", e);
+            }
+        }
         closed = true;
-        if (ownArena != null) ownArena.close();
     }
 
     static long numel(long[] shape) {
         long n = 1;
         for (long d : shape) {
             if (d < 0) throw new IllegalArgumentException("negative dimension in shape " + Arrays.toString(shape));
-            n = Math.multiplyExact(n, d);
+            try {
+                n = Math.multiplyExact(n, d);
+            } catch (ArithmeticException e) {
+                throw new IllegalArgumentException("shape " + Arrays.toString(shape) + " has more than 2^63 elements", e);
+            }
         }
         return n;
     }
 
     static long byteSize(DType dtype, long[] shape) {
-        return Math.multiplyExact(numel(shape), (long) dtype.byteSize());
+        long n = numel(shape);
+        if (n > Long.MAX_VALUE / dtype.byteSize()) {
+            throw new IllegalArgumentException(dtype + Arrays.toString(shape) + " needs " + n + " x " + dtype.byteSize()
+                    + " bytes, more than 2^63");
+        }
+        return n * dtype.byteSize();
     }
 
     private static long[] contiguousStrides(long[] shape) {
@@ -207,7 +288,11 @@ public final class Tensor implements AutoCloseable {
     }
 
     private static IllegalArgumentException lengthMismatch(int length, Tensor t) {
-        return new IllegalArgumentException("array of length " + length + " does not fit " + t.describe()
-                + " (" + t.numel() + " elements)");
+        return lengthMismatch(length, t.dtype, t.shape);
+    }
+
+    private static IllegalArgumentException lengthMismatch(int length, DType dtype, long[] shape) {
+        return new IllegalArgumentException("array of length " + length + " does not fit " + dtype + Arrays.toString(shape)
+                + " (" + numel(shape) + " elements)");
     }
 }

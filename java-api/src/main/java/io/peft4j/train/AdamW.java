@@ -23,7 +23,10 @@ public final class AdamW implements Optimizer {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
             throw new IllegalArgumentException("AdamW betas must be in [0, 1), got " + beta1 + ", " + beta2);
         }
-        if (!(eps > 0) || !(weightDecay >= 0)) throw new IllegalArgumentException("AdamW needs eps > 0 and weightDecay >= 0");
+        if (!(eps > 0) || !Float.isFinite(eps)) throw new IllegalArgumentException("AdamW eps must be a finite number > 0, got " + eps);
+        if (!(weightDecay >= 0) || !Float.isFinite(weightDecay)) {
+            throw new IllegalArgumentException("AdamW weightDecay must be a finite number >= 0, got " + weightDecay);
+        }
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.eps = eps;
@@ -37,6 +40,7 @@ public final class AdamW implements Optimizer {
 
     @Override
     public void step(Backend backend, Map<String, Parameter> params, float lr) {
+        Optimizer.checkStep(params, lr);
         steps++;
         params.forEach((name, p) -> {
             Tensor[] mv = moments.computeIfAbsent(name, k -> new Tensor[] {moment(k + ".exp_avg", p), moment(k + ".exp_avg_sq", p)});
@@ -45,10 +49,13 @@ public final class AdamW implements Optimizer {
     }
 
     private Tensor moment(String key, Parameter p) {
-        Tensor t = Tensor.zeros(DType.F32, p.value().shape());
         float[] saved = pending.remove(key);
-        if (saved != null) t.copyFrom(saved);
-        return t;
+        if (saved == null) return Tensor.zeros(DType.F32, p.value().shape());
+        if (saved.length != p.numel()) {
+            throw new IllegalArgumentException("AdamW state '" + key + "' has " + saved.length + " values, the parameter is "
+                    + p.value().describe());
+        }
+        return Tensor.of(saved, p.value().shape());
     }
 
     @Override

@@ -1,5 +1,6 @@
 package io.peft4j.train;
 
+import io.peft4j.io.IoErrors;
 import java.io.BufferedWriter;
 import java.io.IOException;
 import java.io.OutputStreamWriter;
@@ -42,16 +43,20 @@ public final class MetricsLog implements AutoCloseable {
             throw new IllegalArgumentException("MetricsLog: file must not be null");
         }
         this.file = file;
-        try {
-            Path parent = file.toAbsolutePath().getParent();
-            if (parent != null) {
+        Path parent = file.toAbsolutePath().getParent();
+        if (parent != null) {
+            try {
                 Files.createDirectories(parent);
+            } catch (IOException e) {
+                throw IoErrors.unchecked("create directory", parent, e);
             }
+        }
+        try {
             this.out = new BufferedWriter(new OutputStreamWriter(Files.newOutputStream(file,
                     StandardOpenOption.CREATE, StandardOpenOption.APPEND, StandardOpenOption.WRITE),
                     StandardCharsets.UTF_8));
         } catch (IOException e) {
-            throw new UncheckedIOException("MetricsLog: cannot open " + file + ": " + e.getMessage(), e);
+            throw IoErrors.unchecked("write", file, e);
         }
     }
 
@@ -78,7 +83,7 @@ public final class MetricsLog implements AutoCloseable {
             out.write('\n');
             out.flush();
         } catch (IOException e) {
-            throw new UncheckedIOException("MetricsLog: writing " + file + ": " + e.getMessage(), e);
+            throw IoErrors.unchecked("write", file, e);
         }
     }
 
@@ -91,7 +96,7 @@ public final class MetricsLog implements AutoCloseable {
         try {
             out.close();
         } catch (IOException e) {
-            throw new UncheckedIOException("MetricsLog: closing " + file + ": " + e.getMessage(), e);
+            throw IoErrors.unchecked("write", file, e);
         }
     }
 

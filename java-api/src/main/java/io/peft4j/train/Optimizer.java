@@ -22,4 +22,17 @@ public interface Optimizer extends AutoCloseable {
 
     @Override
     void close();
+
+    /**
+     * What every step checks before it changes anything: a finite rate >= 0 (a schedule may reach 0;
+     * a NaN or infinite rate would only poison the weights) and a gradient for every parameter.
+     */
+    static void checkStep(Map<String, Parameter> params, float lr) {
+        if (!(lr >= 0) || !Float.isFinite(lr)) throw new IllegalArgumentException("learning rate must be a finite number >= 0, got " + lr);
+        params.forEach((name, p) -> {
+            if (!p.requiresGrad()) {
+                throw new IllegalArgumentException("parameter '" + name + "' is frozen: it has no gradient to step with");
+            }
+        });
+    }
 }

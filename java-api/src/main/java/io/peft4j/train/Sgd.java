@@ -16,7 +16,12 @@ public final class Sgd implements Optimizer {
     private long steps;
 
     public Sgd(float momentum, float weightDecay, boolean nesterov) {
-        if (!(momentum >= 0) || !(weightDecay >= 0)) throw new IllegalArgumentException("SGD needs momentum >= 0 and weightDecay >= 0");
+        if (!(momentum >= 0) || !Float.isFinite(momentum)) {
+            throw new IllegalArgumentException("SGD momentum must be a finite number >= 0, got " + momentum);
+        }
+        if (!(weightDecay >= 0) || !Float.isFinite(weightDecay)) {
+            throw new IllegalArgumentException("SGD weightDecay must be a finite number >= 0, got " + weightDecay);
+        }
         if (nesterov && momentum == 0) throw new IllegalArgumentException("Nesterov momentum needs momentum > 0");
         this.momentum = momentum;
         this.weightDecay = weightDecay;
@@ -25,6 +30,7 @@ public final class Sgd implements Optimizer {
 
     @Override
     public void step(Backend backend, Map<String, Parameter> params, float lr) {
+        Optimizer.checkStep(params, lr);
         steps++;
         params.forEach((name, p) -> {
             float wd = p.decay() ? weightDecay : 0f;
@@ -35,9 +41,12 @@ public final class Sgd implements Optimizer {
             Tensor buf = buffers.get(name);
             boolean first = false;
             if (buf == null) {
-                buf = Tensor.zeros(DType.F32, p.value().shape());
                 float[] saved = pending.remove(name + ".momentum_buffer");
-                if (saved != null) buf.copyFrom(saved);
+                if (saved != null && saved.length != p.numel()) {
+                    throw new IllegalArgumentException("SGD state '" + name + ".momentum_buffer' has " + saved.length
+                            + " values, the parameter is " + p.value().describe());
+                }
+                buf = saved == null ? Tensor.zeros(DType.F32, p.value().shape()) : Tensor.of(saved, p.value().shape());
                 first = saved == null; // PyTorch starts the buffer at the first gradient
                 buffers.put(name, buf);
             }

@@ -3,6 +3,8 @@ package io.peft4j.train;
 import io.peft4j.backend.Backend;
 import io.peft4j.data.Batches;
 import io.peft4j.data.Dataset;
+import io.peft4j.io.IoErrors;
+import io.peft4j.io.ModelCheckpoint;
 import io.peft4j.io.SafetensorsFile;
 import io.peft4j.io.SafetensorsWriter;
 import io.peft4j.nn.Linear;
@@ -48,14 +50,21 @@ public final class Trainer implements AutoCloseable {
     public record Config(int epochs, long maxSteps, int batchSize, float lr, String schedule, long warmupSteps,
                          float clipNorm, long seed, int evalEvery, Path outDir, long checkpointEvery, boolean progress) {
         public Config {
+            // Everything is checked here, before fit creates any file, so a bad value leaves nothing behind.
             if (epochs < 0 || maxSteps < 0 || (epochs == 0 && maxSteps == 0)) {
                 throw new IllegalArgumentException("train for epochs > 0 or maxSteps > 0 (got epochs=" + epochs + ", maxSteps=" + maxSteps + ")");
             }
             if (batchSize <= 0) throw new IllegalArgumentException("batchSize must be > 0, got " + batchSize);
-            if (!(lr > 0)) throw new IllegalArgumentException("lr must be > 0, got " + lr);
-            if (clipNorm < 0 || evalEvery < 0 || checkpointEvery < 0 || warmupSteps < 0) {
-                throw new IllegalArgumentException("clipNorm, evalEvery, checkpointEvery and warmupSteps must be >= 0");
+            if (!(lr > 0) || !Float.isFinite(lr)) throw new IllegalArgumentException("lr must be a finite number > 0, got " + lr);
+            if (!(clipNorm >= 0) || !Float.isFinite(clipNorm)) {
+                throw new IllegalArgumentException("clipNorm must be a finite number >= 0 (0 = no clipping), got " + clipNorm);
             }
+            if (warmupSteps < 0) throw new IllegalArgumentException("warmupSteps must be >= 0, got " + warmupSteps);
+            if (evalEvery < 0) throw new IllegalArgumentException("evalEvery must be >= 0 (0 = never), got " + evalEvery);
+            if (checkpointEvery < 0) {
+                throw new IllegalArgumentException("checkpointEvery must be >= 0 (0 = every epoch), got " + checkpointEvery);
+            }
+            if (schedule == null) throw new IllegalArgumentException("schedule must be constant, linear or cosine, got null");
             LrSchedule.named(schedule, 0, 1); // validates the name
         }
 
@@ -168,13 +177,24 @@ public final class Trainer implements AutoCloseable {
 
     /** Trains on {@code train}, evaluating on {@code eval} (may be null) every evalEvery epochs. */
     public Result fit(Dataset train, Dataset eval) {
+        if (train == null || train.count() == 0) throw new IllegalArgumentException("the training data set is empty");
+        if (eval != null && eval.features() != train.features()) {
+            throw new IllegalArgumentException("the evaluation data has " + eval.features() + " features per example, the training data "
+                    + train.features());
+        }
         Batches batches = new Batches(train);
         int perEpoch = batches.batchCount(config.batchSize());
         long total = config.maxSteps() > 0 ? config.maxSteps() : (long) perEpoch * config.epochs();
-        int epochs = (int) ((total + perEpoch - 1) / perEpoch);
+        long epochCount = Math.ceilDiv(total, (long) perEpoch);
+        if (epochCount > Integer.MAX_VALUE) {
+            throw new IllegalArgumentException("maxSteps " + total + " needs " + epochCount + " epochs of " + perEpoch
+                    + " steps, more than " + Integer.MAX_VALUE);
+        }
+        int epochs = (int) epochCount;
         LrSchedule schedule = LrSchedule.named(config.schedule(), Math.min(config.warmupSteps(), total), total);
-        float[] xBuf = new float[0];
-        int[] yBuf = new int[config.batchSize()];
+        // A batch never holds more than the whole data set, whatever batchSize says.
+        int[] yBuf = new int[Math.min(config.batchSize(), train.count())];
+        refreshTrainable();   // fails before the metrics file exists
         List<EpochResult> results = new ArrayList<>();
         // Frozen weights cannot change during fit, so their transposes are made once.
         List<Linear> linears = model.namedModules().values().stream().filter(m -> m instanceof Linear).map(m -> (Linear) m).toList();
@@ -192,7 +212,7 @@ public final class Trainer implements AutoCloseable {
                     bar.stepBy(state.stepInEpoch);
                     while (state.stepInEpoch < stepsThisEpoch) {
                         float lr = (float) (config.lr() * schedule.factor(state.step));
-                        float l = trainStep(batches, order, state.stepInEpoch * config.batchSize(), lr, yBuf);
+                        float l = trainStep(batches, order, Math.toIntExact((long) state.stepInEpoch * config.batchSize()), lr, yBuf);
                         lossSum += l;
                         counted++;
                         lossHistory.add(new double[] {state.step, l});
@@ -251,7 +271,7 @@ public final class Trainer implements AutoCloseable {
             try {
                 Files.deleteIfExists(file);
             } catch (IOException e) {
-                throw new UncheckedIOException("cannot replace " + file, e);
+                throw IoErrors.unchecked("delete", file, e);
             }
         }
         return new MetricsLog(file);
@@ -306,13 +326,14 @@ public final class Trainer implements AutoCloseable {
     }
 
     public static EvalResult evaluate(Module model, Dataset data, StepContext ctx, int batchSize) {
+        if (batchSize <= 0) throw new IllegalArgumentException("evaluation batchSize must be > 0, got " + batchSize);
         Batches batches = new Batches(data);
         int[] order = Batches.sequential(data.count());
-        int[] yBuf = new int[batchSize];
+        int[] yBuf = new int[Math.min(batchSize, data.count())];
         double lossSum = 0;
         long correct = 0;
         Loss xent = Loss.crossEntropy();
-        for (int start = 0; start < data.count(); start += batchSize) {
+        for (int start = 0; start < data.count(); start = (int) Math.min((long) start + batchSize, data.count())) {
             ctx.begin(false, 0);
             int rows = Math.min(batchSize, data.count() - start);
             Tensor x = ctx.allocate(rows, data.features());
@@ -345,9 +366,14 @@ public final class Trainer implements AutoCloseable {
                 "seed", Long.toString(config.seed())));
         try {
             Files.createDirectories(dir);
-            w.write(dir.resolve(CHECKPOINT_FILE));
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write checkpoint to " + dir, e);
+            throw IoErrors.unchecked("create directory", dir, e);
+        }
+        Path file = dir.resolve(CHECKPOINT_FILE);
+        try {
+            w.write(file);
+        } catch (IOException e) {
+            throw IoErrors.unchecked("write", file, e);
         }
     }
 
@@ -360,21 +386,33 @@ public final class Trainer implements AutoCloseable {
             if (!Long.toString(config.seed()).equals(meta.get("seed"))) {
                 throw new IllegalArgumentException(file + " was written with seed " + meta.get("seed") + ", this run uses " + config.seed());
             }
+            // Everything is read and checked before anything changes: a bad checkpoint leaves the run as it was.
+            Map<Parameter, float[]> params = new LinkedHashMap<>();
             for (var e : trainable.entrySet()) {
                 String key = "param." + e.getKey();
                 if (!f.contains(key)) throw new IllegalArgumentException(file + " has no tensor '" + key + "'");
-                e.getValue().value().copyFrom(f.readF32(key));
+                float[] v = ModelCheckpoint.readFiniteF32(f, key);
+                if (v.length != e.getValue().numel()) {
+                    throw new IllegalArgumentException(file + ": tensor '" + key + "' has " + v.length + " values, the model's is "
+                            + e.getValue().value().describe());
+                }
+                params.put(e.getValue(), v);
             }
             Map<String, float[]> optState = new LinkedHashMap<>();
             for (String name : f.names()) {
-                if (name.startsWith("optim.")) optState.put(name.substring(6), f.readF32(name));
+                if (name.startsWith("optim.")) optState.put(name.substring(6), ModelCheckpoint.readFiniteF32(f, name));
             }
-            optimizer.loadState(optState, Long.parseLong(meta.get("optimizer_steps")));
-            state.step = Long.parseLong(meta.get("step"));
-            state.epoch = Integer.parseInt(meta.get("epoch"));
-            state.stepInEpoch = Integer.parseInt(meta.get("step_in_epoch"));
+            long optimizerSteps = Long.parseLong(meta.get("optimizer_steps"));
+            long step = Long.parseLong(meta.get("step"));
+            int epoch = Integer.parseInt(meta.get("epoch"));
+            int stepInEpoch = Integer.parseInt(meta.get("step_in_epoch"));
+            optimizer.loadState(optState, optimizerSteps);
+            params.forEach((p, v) -> p.value().copyFrom(v));
+            state.step = step;
+            state.epoch = epoch;
+            state.stepInEpoch = stepInEpoch;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read checkpoint " + file, e);
+            throw IoErrors.unchecked("read", file, e);
         } catch (NumberFormatException | NullPointerException e) {
             throw new IllegalArgumentException(file + ": checkpoint metadata is missing or malformed", e);
         }

@@ -114,7 +114,7 @@ class MethodOptionsTest {
             "{\"peft_type\": \"NOPE\"} | unknown peft_type 'NOPE'",
             "{\"r\": 4} | no \"peft_type\"",
             "[1, 2] | expected a JSON object",
-            "{\"peft_type\": \"LORA\", \"r\": 4,,} | adapter_config.json:1:"})
+            "{\"peft_type\": \"LORA\", \"r\": 4,,} | adapter_config.json: not valid JSON at line 1, column"})
     void aBadConfigFileFailsInItsOwnTerms(String text, String expected) throws IOException {
         Path cfg = tmp.resolve("adapter_config.json");
         Files.writeString(cfg, text);
@@ -133,7 +133,7 @@ class MethodOptionsTest {
         MethodOptions o = new MethodOptions();
         o.config = cfg;
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, o::resolve);
-        assertTrue(e.getMessage().startsWith(cfg + ":4:3: not valid JSON: "), e.getMessage());
+        assertTrue(e.getMessage().startsWith(cfg + ": not valid JSON at line 4, column 3: "), e.getMessage());
         assertTrue(e.getMessage().contains("expecting comma"), e.getMessage());
     }
 

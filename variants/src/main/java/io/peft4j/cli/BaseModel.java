@@ -1,5 +1,6 @@
 package io.peft4j.cli;
 
+import io.peft4j.io.IoErrors;
 import io.peft4j.backend.Backend;
 import io.peft4j.io.SafetensorsEntry;
 import io.peft4j.io.SafetensorsFile;
@@ -182,7 +183,7 @@ record BaseModel(Mlp model, String sha256, Map<String, String> origin, double se
             origin.put("activation", activation.name().toLowerCase(Locale.ROOT));
             return new BaseModel(mlp, sha256(mlp), origin, Double.NaN, Double.NaN);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read base model " + file + ": " + e.getMessage(), e);
+            throw IoErrors.unchecked("read base model", file, e);
         }
     }
 

@@ -1,5 +1,6 @@
 package io.peft4j.cli;
 
+import io.peft4j.io.IoErrors;
 import io.peft4j.data.FashionMnist.Task;
 import io.peft4j.io.AtomicFiles;
 import io.peft4j.nn.Mlp;
@@ -96,7 +97,7 @@ final class Compare implements Callable<Integer> {
                 AtomicFiles.writeString(run.work().resolve(RunDir.MARKER), Main.JSON.writeValueAsString(Map.of("command", "compare",
                         "methods", rows.stream().map(Row::method).toList(), "base", base.origin(), "base_sha256", base.sha256())) + "\n");
             } catch (IOException e) {
-                throw new UncheckedIOException("cannot write " + RunDir.MARKER + ": " + Errors.describe(e), e);
+                throw IoErrors.unchecked("write", run.work().resolve(RunDir.MARKER), e);
             }
             run.commit();
         }
@@ -157,7 +158,7 @@ final class Compare implements Callable<Integer> {
             for (Row r : rows) sb.append(new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(r.json())).append('\n');
             AtomicFiles.writeString(file, sb.toString());
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + file + ": " + Errors.describe(e), e);
+            throw IoErrors.unchecked("write", file, e);
         }
     }
 
@@ -210,7 +211,7 @@ final class Compare implements Callable<Integer> {
             BitmapEncoder.saveBitmap(chart, tmp.toString(), BitmapEncoder.BitmapFormat.PNG);
             Files.move(tmp, png, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot write " + png + ": " + Errors.describe(e), e);
+            throw IoErrors.unchecked("write", png, e);
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.peft4j.cli;
 
+import io.peft4j.io.IoErrors;
 import com.fasterxml.jackson.databind.ObjectMapper;
 import com.fasterxml.jackson.databind.SerializationFeature;
 import io.peft4j.backend.Backend;
@@ -270,7 +271,7 @@ public final class Main implements Runnable {
             try {
                 AtomicFiles.writeString(run.work().resolve(RunDir.MARKER), JSON.writeValueAsString(record) + "\n");
             } catch (IOException e) {
-                throw new UncheckedIOException("cannot write " + run.work().resolve(RunDir.MARKER) + ": " + Errors.describe(e), e);
+                throw IoErrors.unchecked("write", run.work().resolve(RunDir.MARKER), e);
             }
         }
 

@@ -1,6 +1,6 @@
 package io.peft4j.cli;
 
-import com.fasterxml.jackson.core.JsonLocation;
+import io.peft4j.io.IoErrors;
 import com.fasterxml.jackson.core.JsonProcessingException;
 import com.fasterxml.jackson.databind.DeserializationFeature;
 import com.fasterxml.jackson.databind.ObjectMapper;
@@ -116,16 +116,14 @@ final class MethodOptions {
         try {
             text = Files.readString(file);
         } catch (IOException e) {
-            throw new IllegalArgumentException("cannot read " + file + ": " + Errors.describe(e), e);
+            throw IoErrors.unchecked("read", file, e);
         }
         try {
             Object v = JSON.readValue(text, Object.class);
             if (!(v instanceof Map<?, ?> m)) throw new IllegalArgumentException(file + ": expected a JSON object { ... }, got " + (v == null ? "null" : "a " + v.getClass().getSimpleName()));
             return (Map<String, Object>) m;
         } catch (JsonProcessingException e) {
-            JsonLocation at = e.getLocation();
-            String where = at == null ? "" : ":" + at.getLineNr() + ":" + at.getColumnNr();
-            throw new IllegalArgumentException(file + where + ": not valid JSON: " + e.getOriginalMessage());
+            throw new IllegalArgumentException(file + ": not valid JSON " + IoErrors.jsonSyntax(e), e);
         }
     }
 }

@@ -1,5 +1,6 @@
 package io.peft4j.cli;
 
+import io.peft4j.io.IoErrors;
 import java.io.IOException;
 import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
@@ -80,7 +81,7 @@ final class RunDir implements AutoCloseable {
             return new RunDir(abs, work, ch, lock, note);
         } catch (IOException e) {
             closeQuietly(ch);
-            throw new UncheckedIOException("cannot prepare output directory " + out + ": " + Errors.describe(e), e);
+            throw IoErrors.unchecked("prepare output directory", out, e);
         } catch (RuntimeException e) {
             closeQuietly(ch);
             throw e;
@@ -128,7 +129,7 @@ final class RunDir implements AutoCloseable {
             deleteTree(old);
             committed = true;
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot move the finished run from " + work + " to " + out + ": " + Errors.describe(e), e);
+            throw IoErrors.unchecked("move the finished run " + work + " to", out, e);
         }
     }
 

@@ -1,5 +1,6 @@
 package io.peft4j.cli;
 
+import io.peft4j.io.IoErrors;
 import io.peft4j.backend.Backend;
 import io.peft4j.data.Dataset;
 import io.peft4j.data.FashionMnist;
@@ -97,7 +98,7 @@ final class Workflow {
             out.println("base model: cached at " + file);
             return new BaseModel(mlp, BaseModel.sha256(mlp), origin, sec, ms);
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read or write the base model cache " + file + ": " + Errors.describe(e), e);
+            throw IoErrors.unchecked("read or write the base model cache", file, e);
         }
     }
 
@@ -158,7 +159,7 @@ final class Workflow {
         try (SafetensorsFile f = SafetensorsFile.open(weights)) {
             return f.metadata();
         } catch (IOException e) {
-            throw new UncheckedIOException("cannot read " + weights + ": " + Errors.describe(e), e);
+            throw IoErrors.unchecked("read", weights, e);
         }
     }
 
