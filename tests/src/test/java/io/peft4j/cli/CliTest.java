@@ -457,6 +457,21 @@ class CliTest {
     }
 
     @Test
+    void fileSystemErrorsNameThePathTheOperationAndTheCause() throws IOException {
+        Path file = tmp.resolve("a-file");
+        Files.writeString(file, "x");
+        Cli.Run merge = Cli.run("merge", "--adapter", out.toString(), "--out", file.resolve("merged.safetensors").toString(), "--no-progress",
+                "--cache", cache.toString());
+        assertEquals(2, merge.code(), merge.out() + merge.err());
+        assertEquals(1, merge.errLines().size(), merge.err());
+        assertTrue(merge.err().contains("cannot") && merge.err().contains(file.toString()) && merge.err().contains("not a directory"), merge.err());
+        Cli.Run trainUnder = Cli.run(args("train", "--epochs", "1", "--out", file.resolve("run").toString()));
+        assertEquals(2, trainUnder.code(), trainUnder.out() + trainUnder.err());
+        assertTrue(trainUnder.err().contains("cannot") && trainUnder.err().contains(file.toString()) && trainUnder.err().contains("not a directory"),
+                trainUnder.err());
+    }
+
+    @Test
     void aMissingDataDirectoryFailsWithOneLineNamingIt() {
         Cli.Run bad = Cli.run("eval", "--data", "/nonexistent", "--limit", "600", "--no-progress", "--cache", cache.toString());
         assertNotEquals(0, bad.code());

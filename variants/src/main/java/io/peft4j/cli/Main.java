@@ -412,7 +412,11 @@ public final class Main implements Runnable {
             PeftModel pm = PeftModel.load(base.model(), dir, w.backend);
             Module merged = pm.mergeAndUnload();
             Path parent = out.toAbsolutePath().getParent();
-            if (parent != null) Files.createDirectories(parent);
+            try {
+                if (parent != null) Files.createDirectories(parent);
+            } catch (IOException e) {
+                throw IoErrors.unchecked("create directory", parent, e);
+            }
             Map<String, String> meta = new LinkedHashMap<>();
             meta.put("format", "pt");
             meta.put("merged_adapter", adapter.toString());
