@@ -23,7 +23,7 @@ public final class AdamW implements Optimizer {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
             throw new IllegalArgumentException("AdamW betas must be in [0, 1), got " + beta1 + ", " + beta2);
         }
-        if (!(eps > 0) || !(weightDecay >= 0)) throw new IllegalArgumentException("AdamW needs eps > 0 and weightDecay >= 0");
+        if (!(eps > 0) || !(weightDecay >= 0)) throw new IllegalArgumentException("AdamW needs eps > 0 and weightDecay >= 0, got eps=" + eps + ", weightDecay=" + weightDecay);
         this.beta1 = beta1;
         this.beta2 = beta2;
         this.eps = eps;

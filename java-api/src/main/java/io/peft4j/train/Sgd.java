@@ -16,7 +16,7 @@ public final class Sgd implements Optimizer {
     private long steps;
 
     public Sgd(float momentum, float weightDecay, boolean nesterov) {
-        if (!(momentum >= 0) || !(weightDecay >= 0)) throw new IllegalArgumentException("SGD needs momentum >= 0 and weightDecay >= 0");
+        if (!(momentum >= 0) || !(weightDecay >= 0)) throw new IllegalArgumentException("SGD needs momentum >= 0 and weightDecay >= 0, got momentum=" + momentum + ", weightDecay=" + weightDecay);
         if (nesterov && momentum == 0) throw new IllegalArgumentException("Nesterov momentum needs momentum > 0");
         this.momentum = momentum;
         this.weightDecay = weightDecay;

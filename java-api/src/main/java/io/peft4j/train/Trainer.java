@@ -54,7 +54,8 @@ public final class Trainer implements AutoCloseable {
             if (batchSize <= 0) throw new IllegalArgumentException("batchSize must be > 0, got " + batchSize);
             if (!(lr > 0)) throw new IllegalArgumentException("lr must be > 0, got " + lr);
             if (clipNorm < 0 || evalEvery < 0 || checkpointEvery < 0 || warmupSteps < 0) {
-                throw new IllegalArgumentException("clipNorm, evalEvery, checkpointEvery and warmupSteps must be >= 0");
+                throw new IllegalArgumentException("clipNorm, evalEvery, checkpointEvery and warmupSteps must be >= 0 (got clipNorm=" + clipNorm
+                        + ", evalEvery=" + evalEvery + ", checkpointEvery=" + checkpointEvery + ", warmupSteps=" + warmupSteps + ")");
             }
             LrSchedule.named(schedule, 0, 1); // validates the name
         }

@@ -5,6 +5,7 @@ import static io.peft4j.variants.TestSupport.abs;
 import static io.peft4j.variants.TestSupport.add;
 import static io.peft4j.variants.TestSupport.addRows;
 import static io.peft4j.variants.TestSupport.assertBitEqual;
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static io.peft4j.variants.TestSupport.assertWithin;
 import static io.peft4j.variants.TestSupport.backend;
 import static io.peft4j.variants.TestSupport.begin;
@@ -126,7 +127,7 @@ class NnTest {
         Linear l = new Linear(backend(), 6, 4, true, 1);
         l.weight().setRequiresGrad(false);
         l.bias().setRequiresGrad(false);
-        assertThrows(IllegalStateException.class, () -> l.weight().grad());
+        assertThrowsNaming(IllegalStateException.class, () -> l.weight().grad(), "parameter 'weight' is frozen");
         SplittableRandom r = rng("frozen");
         float[] x = normal(r, 2 * 6, 1), g = normal(r, 2 * 4, 1);
         try (StepContext ctx = new StepContext(backend())) {
@@ -259,9 +260,9 @@ class NnTest {
         assertEquals(List.of("layers.0.q.weight"), List.copyOf(root.namedParameters().keySet()));
         assertSame(q, root.namedModules().get("layers.0.q"));
 
-        assertThrows(IllegalArgumentException.class, () -> root.add("layers", new ReLU()), "duplicate child");
-        assertThrows(IllegalArgumentException.class, () -> root.add("a.b", new ReLU()), "dotted child name");
-        assertThrows(IllegalArgumentException.class, () -> root.add("", new ReLU()), "empty child name");
+        assertThrowsNaming(IllegalArgumentException.class, () -> root.add("layers", new ReLU()), "duplicate child 'layers'");
+        assertThrowsNaming(IllegalArgumentException.class, () -> root.add("a.b", new ReLU()), "bad child name 'a.b'");
+        assertThrowsNaming(IllegalArgumentException.class, () -> root.add("", new ReLU()), "bad child name ''");
     }
 
     @Test
@@ -290,7 +291,8 @@ class NnTest {
         assertTrue(TestSupport.differs(w, new Linear(backend(), in, out, true, 8).weight().value().toFloatArray()), "another seed");
         assertTrue(l.weight().requiresGrad() && l.weight().decay());
         assertTrue(l.bias().requiresGrad() && !l.bias().decay(), "biases are not decayed");
-        assertThrows(IllegalArgumentException.class, () -> new Linear(backend(), 0, 3, true, 1));
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Linear(backend(), 0, 3, true, 1), "in=0 out=3");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Linear(backend(), 3, -1, true, 1), "in=3 out=-1");
     }
 
     @Test
@@ -317,7 +319,8 @@ class NnTest {
             assertTrue(e.getMessage().contains("backward without forward"), e.getMessage());
             l.forward(ctx, ctx.allocate(1, 3));
             ctx.begin(true, 1);   // the step's activations are gone
-            assertThrows(IllegalStateException.class, () -> l.backward(ctx, ctx.allocate(1, 2), true));
+            assertThrowsNaming(IllegalStateException.class, () -> l.backward(ctx, ctx.allocate(1, 2), true),
+                    "backward without forward in this step");
         }
     }
 }

@@ -2,6 +2,7 @@ package io.peft4j.peft;
 
 import static io.peft4j.variants.TestSupport.assertBitEqual;
 import static io.peft4j.variants.TestSupport.assertRelClose;
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static io.peft4j.variants.TestSupport.backend;
 import static io.peft4j.variants.TestSupport.baseParameters;
 import static io.peft4j.variants.TestSupport.differs;
@@ -101,9 +102,11 @@ class PeftModelTest {
     @Test
     void adapterNamesAreCheckedAndUnique() {
         PeftModel pm = PeftModel.wrap(TestSupport.mlp(1), lora(TargetModules.names("fc1")));
-        assertThrows(IllegalArgumentException.class, () -> pm.addAdapter(DEFAULT, lora(TargetModules.names("fc1")), 0));
+        assertThrowsNaming(IllegalArgumentException.class, () -> pm.addAdapter(DEFAULT, lora(TargetModules.names("fc1")), 0),
+                "adapter '" + DEFAULT + "' already exists");
         for (String bad : List.of("", " ", "a.b", "a/b")) {
-            assertThrows(IllegalArgumentException.class, () -> pm.addAdapter(bad, lora(TargetModules.names("fc1")), 0), "'" + bad + "'");
+            assertThrowsNaming(IllegalArgumentException.class, () -> pm.addAdapter(bad, lora(TargetModules.names("fc1")), 0),
+                    "bad adapter name '" + bad + "'");
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> pm.setActiveAdapter("missing"));
         assertTrue(e.getMessage().contains("missing") && e.getMessage().contains(DEFAULT), e.getMessage());
@@ -145,8 +148,8 @@ class PeftModelTest {
         assertRelClose(yBase, forward(pm, x, 4), 2e-5, "deleting a merged adapter unmerged it");
         pm.deleteAdapter("second");
         assertNull(pm.activeAdapter());
-        assertThrows(IllegalStateException.class, pm::merge, "no adapter left");
-        assertThrows(IllegalArgumentException.class, () -> pm.deleteAdapter("second"));
+        assertThrowsNaming(IllegalStateException.class, pm::merge, "no adapter left");
+        assertThrowsNaming(IllegalArgumentException.class, () -> pm.deleteAdapter("second"), "no adapter 'second' (have [])");
     }
 
     @Test
@@ -189,11 +192,12 @@ class PeftModelTest {
         assertEquals(".*\\.(q|v)", re.toJson());
         assertTrue(re.matches("layers.3.q"));
         assertFalse(re.matches("layers.3.qq"));
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.fromJson(5));
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.fromJson(null));
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.fromJson(List.of("q", 3)));
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.names());
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.names("q", " "));
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.fromJson(5), "target_modules", "got 5");
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.fromJson(null), "target_modules", "got null");
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.fromJson(List.of("q", 3)),
+                "target_modules entries must be strings, got 3");
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.names(), "target_modules must name at least one module");
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.names("q", " "), "target_modules contains a blank name");
         TargetModules q = TargetModules.names("q");
         assertTrue(q.matches("q"));
         assertTrue(q.matches("layers.0.q"));
