@@ -18,6 +18,7 @@ import java.util.Map;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
@@ -121,7 +122,7 @@ class SafetensorsBoundaryTest {
             assertEquals(10, Files.size(f.path()));
         }
         rejects(file("zero.safetensors", 0, new byte[0], 0), "header is empty");
-        rejects(file("one.safetensors", 1, new byte[]{'{'}, 0), "header is not valid JSON");
+        rejects(file("one.safetensors", 1, new byte[]{'{'}, 0), "header is not valid JSON at line 1, column ");
     }
 
     // ---- JSON limits ----
@@ -310,6 +311,48 @@ class SafetensorsBoundaryTest {
                         + tensor("z", "I64", "[0]", 0, 0) + "}", 8))) {
             assertEquals(List.of("a", "z", "e"), f.names());
             assertArrayEquals(counting(0, 8), f.bytes("a"));
+        }
+    }
+
+    // ---- accessors ----
+
+    /** A missing name lists the file's first 8 tensors, and "..." only when there are more. */
+    @Test
+    void missingTensorMessageListsUpToEightNames() throws IOException {
+        for (int count : new int[]{8, 9}) {
+            StringBuilder json = new StringBuilder("{");
+            for (int i = 0; i < count; i++) json.append(i == 0 ? "" : ",").append(tensor("t" + i, "U8", "[1]", i, i + 1));
+            try (SafetensorsFile f = opens(file("names" + count + ".safetensors", json + "}", count))) {
+                assertTrue(f.contains("t0"));
+                assertFalse(f.contains("nope"));
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> f.entry("nope"));
+                assertEquals(f.path() + ": no tensor 'nope' (" + count + " tensors: 't0', 't1', 't2', 't3', 't4', 't5', 't6', 't7'"
+                        + (count > 8 ? ", ...)" : ")"), e.getMessage());
+            }
+        }
+    }
+
+    /** A tensor one byte over the largest Java array can be mapped but not copied into an array. */
+    @Test
+    void tensorsTooLargeForAJavaArrayAreOnlyMapped() throws IOException {
+        long tooLarge = Integer.MAX_VALUE - 7L;   // one past the largest array the JVM allocates
+        byte[] h = ("{" + tensor("big", "U8", "[" + tooLarge + "]", 0, tooLarge) + "}").getBytes(StandardCharsets.UTF_8);
+        Path p = dir.resolve("sparse.safetensors");
+        try (FileChannel ch = FileChannel.open(p, StandardOpenOption.CREATE_NEW, StandardOpenOption.WRITE)) {
+            ch.write(ByteBuffer.allocate(8).order(ByteOrder.LITTLE_ENDIAN).putLong(0, h.length));
+            ch.write(ByteBuffer.wrap(h));
+            ch.write(ByteBuffer.wrap(new byte[]{42}), 8 + h.length + tooLarge - 1);   // the rest stays a hole
+        }
+        try (SafetensorsFile f = opens(p)) {
+            assertEquals(tooLarge, f.data("big").byteSize());
+            assertEquals(42, f.data("big").get(java.lang.foreign.ValueLayout.JAVA_BYTE, tooLarge - 1));
+            for (var copy : List.<org.junit.jupiter.api.function.Executable>of(() -> f.bytes("big"), () -> f.readF32("big"))) {
+                IllegalArgumentException e = assertThrows(IllegalArgumentException.class, copy);
+                assertEquals(p + ": tensor 'big' (U8 [" + tooLarge + "]) is too large for a Java array; use data(name)",
+                        e.getMessage());
+            }
+        } finally {
+            Files.delete(p);
         }
     }
 

@@ -18,14 +18,17 @@ import static io.peft4j.variants.TestSupport.normal;
 import static io.peft4j.variants.TestSupport.rng;
 import static io.peft4j.variants.TestSupport.tMul;
 import static io.peft4j.variants.TestSupport.toDouble;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.peft4j.peft.PeftModel;
+import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
 import io.peft4j.variants.TestSupport;
 import io.peft4j.variants.lora.LoraConfig;
@@ -292,7 +295,53 @@ class NnTest {
         assertTrue(l.weight().requiresGrad() && l.weight().decay());
         assertTrue(l.bias().requiresGrad() && !l.bias().decay(), "biases are not decayed");
         assertThrowsNaming(IllegalArgumentException.class, () -> new Linear(backend(), 0, 3, true, 1), "in=0 out=3");
-        assertThrowsNaming(IllegalArgumentException.class, () -> new Linear(backend(), 3, -1, true, 1), "in=3 out=-1");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Linear(backend(), 3, 0, true, 1), "in=3 out=0");
+        double bMin = Double.POSITIVE_INFINITY;
+        for (float v : b) bMin = Math.min(bMin, v);
+        assertTrue(bMin < 0, "the bias is drawn from (-bound, bound), not [bound, bound]");
+    }
+
+    /** Weight and bias come from one Philox stream: the bias starts at the first multiple of 4 past the weight's draws. */
+    @Test
+    void linearDrawsTheBiasAfterTheWeight() {
+        int in = 7, out = 5;   // 35 weights, so the bias starts at 36
+        long seed = 9;
+        Linear l = new Linear(backend(), in, out, true, seed);
+        Tensor w = Tensor.zeros(DType.F32, out, in);
+        backend().rngKaimingUniform(seed, 0, in, (float) Math.sqrt(5), w);
+        Tensor b = Tensor.zeros(DType.F32, out);
+        float bound = (float) (1 / Math.sqrt(in));
+        backend().rngUniform(seed, 36, -bound, bound, b);
+        assertBitEqual(w.toFloatArray(), l.weight().value().toFloatArray(), "weight: draws 0..34");
+        assertBitEqual(b.toFloatArray(), l.bias().value().toFloatArray(), "bias: draws 36..40");
+    }
+
+    @Test
+    void mlpStacksSeededLinearsWithAnActivationBetween() {
+        long[] sizes = {7, 6, 4, 3};
+        Mlp m = new Mlp(backend(), Mlp.Activation.RELU, 5, sizes);
+        assertEquals(List.of("", "fc1", "act1", "fc2", "act2", "fc3"), List.copyOf(m.namedModules().keySet()));
+        assertInstanceOf(ReLU.class, m.namedModules().get("act2"));
+        for (int i = 1; i < sizes.length; i++) {
+            Linear fc = (Linear) m.namedModules().get("fc" + i);
+            assertEquals(sizes[i - 1], fc.inFeatures());
+            assertEquals(sizes[i], fc.outFeatures());
+            assertBitEqual(new Linear(backend(), sizes[i - 1], sizes[i], true, 5 + i).weight().value().toFloatArray(),
+                    fc.weight().value().toFloatArray(), "fc" + i + " is seeded with seed + " + i);
+        }
+        m.sizes()[0] = 99;
+        assertArrayEquals(sizes, m.sizes());
+        Mlp single = new Mlp(backend(), Mlp.Activation.GELU, 1, 4, 2);
+        assertEquals(List.of("", "fc1"), List.copyOf(single.namedModules().keySet()), "one layer, no activation");
+        assertInstanceOf(GELU.class, new Mlp(backend(), Mlp.Activation.GELU, 1, 4, 3, 2).namedModules().get("act1"));
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Mlp(backend(), Mlp.Activation.RELU, 1, 4),
+                "an Mlp needs at least an input and an output size");
+    }
+
+    @Test
+    void parametersAreFloat32() {
+        assertThrowsNaming(IllegalArgumentException.class,
+                () -> new Parameter("w", Tensor.zeros(DType.U8, 3), true, true), "U8", "must be F32");
     }
 
     @Test

@@ -12,10 +12,12 @@ import static io.peft4j.variants.TestSupport.rng;
 import static io.peft4j.variants.TestSupport.toDouble;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.peft4j.nn.Linear;
+import io.peft4j.nn.Parameter;
 import io.peft4j.variants.TestSupport;
 import io.peft4j.variants.lora.LoraConfig;
 import java.util.LinkedHashMap;
@@ -83,28 +85,30 @@ class MultiAdapterMergeTest {
 
     /** Every layer's weight is W0 plus the ΔW of exactly the listed adapters (those it carries). */
     private static void assertWeights(Setup st, List<String> merged, String what) {
-        TestSupport.linears(st.pm().baseModel()).forEach((path, l) -> {
-            double[] ref = toDouble(st.w0().get(path));
-            double[] mag = abs(ref);
-            int applied = 0;
-            for (String name : merged) {
-                double[][] d = st.delta().get(name).get(path);
-                if (d == null) continue;
-                applied++;
-                for (int i = 0; i < ref.length; i++) {
-                    ref[i] += d[0][i];
-                    mag[i] += d[1][i];
-                }
+        TestSupport.linears(st.pm().baseModel()).forEach((path, l) -> assertWeight(st, path, l, merged, what));
+    }
+
+    private static void assertWeight(Setup st, String path, Linear l, List<String> merged, String what) {
+        double[] ref = toDouble(st.w0().get(path));
+        double[] mag = abs(ref);
+        int applied = 0;
+        for (String name : merged) {
+            double[][] d = st.delta().get(name).get(path);
+            if (d == null) continue;
+            applied++;
+            for (int i = 0; i < ref.length; i++) {
+                ref[i] += d[0][i];
+                mag[i] += d[1][i];
             }
-            float[] w = l.weight().value().toFloatArray();
-            if (applied == 0) {
-                assertBitEqual(st.w0().get(path), w, what + ": " + path + " is back to W0");
-            } else {
-                // a rank-r GEMM (r ≤ 4) plus up to three fp32 additions/subtractions of W-sized values
-                assertWithin(ref, w, bounds(mag, 16 * U, 0), what + ": " + path);
-                assertTrue(TestSupport.differs(st.w0().get(path), w), what + ": " + path + " must differ from W0");
-            }
-        });
+        }
+        float[] w = l.weight().value().toFloatArray();
+        if (applied == 0) {
+            assertBitEqual(st.w0().get(path), w, what + ": " + path + " is back to W0");
+        } else {
+            // a rank-r GEMM (r ≤ 4) plus up to three fp32 additions/subtractions of W-sized values
+            assertWithin(ref, w, bounds(mag, 16 * U, 0), what + ": " + path);
+            assertTrue(TestSupport.differs(st.w0().get(path), w), what + ": " + path + " must differ from W0");
+        }
     }
 
     private static void mergeActive(Setup st, String name) {
@@ -172,6 +176,39 @@ class MultiAdapterMergeTest {
         assertWeights(st, List.of(SECOND), "first deleted");
         unmergeActive(st, SECOND);
         assertWeights(st, List.of(), "second unmerged after the delete");
+    }
+
+    /**
+     * A merged adapter removed from a layer stays folded into W, so the saved W0 is stale: unmerging
+     * the other adapter must subtract its ΔW, not restore W0. The removed adapter's tensors are freed.
+     */
+    @Test
+    void removingAMergedAdapterKeepsItsDeltaFolded() {
+        Setup st = setup("multi merge, remove merged");
+        Linear fc1 = st.pm().adaptedLayers(SECOND).get("fc1");
+        fc1.merge(backend(), FIRST);
+        fc1.merge(backend(), SECOND);
+        List<Parameter> removed = fc1.adapter(FIRST).parameters();
+        fc1.removeAdapter(FIRST);
+        removed.forEach(p -> assertFalse(p.value().isAlive(), p.name() + " of the removed adapter is closed"));
+        assertEquals(List.of(SECOND), List.copyOf(fc1.adapters().keySet()));
+        fc1.unmerge(backend(), SECOND);
+        assertWeight(st, "fc1", fc1, List.of(FIRST), "first removed while merged, second unmerged");
+    }
+
+    /** A layer's first adapter is active until removed; then the next one in insertion order is. */
+    @Test
+    void layerKeepsItsFirstAdapterActiveUntilRemoved() {
+        Linear l = new Linear(backend(), 6, 5, true, 1);
+        for (String n : List.of("a", "b", "c")) l.addAdapter(FIRST_CONFIG.create(l, n, backend(), n.hashCode()));
+        assertEquals("a", l.activeAdapter());
+        l.removeAdapter("b");
+        assertEquals("a", l.activeAdapter(), "removing an inactive adapter keeps the active one");
+        l.removeAdapter("a");
+        assertEquals("c", l.activeAdapter());
+        l.removeAdapter("c");
+        assertNull(l.activeAdapter());
+        l.close();
     }
 
     @Test

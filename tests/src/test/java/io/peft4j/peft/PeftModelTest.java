@@ -18,6 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.peft4j.io.SafetensorsFile;
 import io.peft4j.nn.Linear;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.Parameter;
@@ -211,6 +212,26 @@ class PeftModelTest {
         assertTrue(AdapterMethods.all().containsKey("LORA"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> AdapterMethods.forType("NOPE"));
         assertTrue(e.getMessage().contains("NOPE") && e.getMessage().contains("LORA"), e.getMessage());
+    }
+
+    /** wrap freezes the base before injecting; when injection fails the base is trainable again. */
+    @Test
+    void aFailedWrapLeavesTheBaseAsItWas() {
+        Module m = TestSupport.mlp(1);
+        m.namedParameters().get("fc2.bias").setRequiresGrad(false);
+        assertThrowsNaming(IllegalArgumentException.class, () -> PeftModel.wrap(m, lora(TargetModules.names("nope"))),
+                "target_modules [nope] matches no Linear layer");
+        baseParameters(m).forEach((n, p) -> assertEquals(!n.equals("fc2.bias"), p.requiresGrad(), n));
+    }
+
+    @Test
+    void savingNeedsAnExistingAdapterAndTagsTheFileAsPeftDoes(@TempDir Path dir) throws java.io.IOException {
+        PeftModel pm = PeftModel.wrap(TestSupport.mlp(1), lora(TargetModules.names("fc1")));
+        assertThrowsNaming(IllegalArgumentException.class, () -> pm.saveAdapter("missing", dir), "no adapter 'missing'");
+        pm.save(dir);
+        try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(PeftModel.WEIGHTS_FILE))) {
+            assertEquals(Map.of("format", "pt"), f.metadata(), "PEFT's loader expects format=pt");
+        }
     }
 
     @Test
