@@ -128,8 +128,10 @@ class NnTest {
     @Test
     void frozenLinearHasNoGradientButPassesTheInputGradient() {
         Linear l = new Linear(backend(), 6, 4, true, 1);
+        Tensor oldGrad = l.weight().grad();
         l.weight().setRequiresGrad(false);
         l.bias().setRequiresGrad(false);
+        assertFalse(oldGrad.isAlive(), "freezing frees the gradient");
         assertThrowsNaming(IllegalStateException.class, () -> l.weight().grad(), "parameter 'weight' is frozen");
         SplittableRandom r = rng("frozen");
         float[] x = normal(r, 2 * 6, 1), g = normal(r, 2 * 4, 1);
@@ -336,6 +338,48 @@ class NnTest {
         assertInstanceOf(GELU.class, new Mlp(backend(), Mlp.Activation.GELU, 1, 4, 3, 2).namedModules().get("act1"));
         assertThrowsNaming(IllegalArgumentException.class, () -> new Mlp(backend(), Mlp.Activation.RELU, 1, 4),
                 "an Mlp needs at least an input and an output size");
+    }
+
+    /** Loss.mse: mean of (p − t)² and its gradient 2(p − t)/n, against float64. */
+    @Test
+    void mseLossAndGradient() {
+        SplittableRandom r = rng("mse");
+        int t = 5, n = 7;
+        float[] p = normal(r, t * n, 1), y = normal(r, t * n, 1);
+        double loss = 0, scale = 0;
+        double[] grad = new double[t * n];
+        for (int i = 0; i < t * n; i++) {
+            double e = (double) p[i] - y[i];
+            loss += e * e;
+            scale += Math.abs(e) * Math.abs(e);
+            grad[i] = 2 * e / (t * n);
+        }
+        loss /= t * n;
+        Loss mse = Loss.mse();
+        try (StepContext ctx = new StepContext(backend())) {
+            begin(ctx, true, 1);
+            float got = mse.forward(ctx, ctx.allocate(t, n).copyFrom(p), ctx.allocate(t, n).copyFrom(y));
+            assertEquals(loss, got, (gamma(t * n) + 3 * U) * scale / (t * n), "loss");
+            double[] mag = new double[t * n];
+            for (int i = 0; i < mag.length; i++) mag[i] = Math.abs(grad[i]);
+            assertWithin(grad, mse.backward(ctx).toFloatArray(), bounds(mag, 4 * U, 0), "gradient");
+        }
+    }
+
+    /** Closing a model frees every tensor it owns: weights, gradients, adapters. */
+    @Test
+    void closingAModelFreesItsTensors() {
+        PeftModel pm = PeftModel.wrap(new Mlp(backend(), Mlp.Activation.RELU, 1, 6, 5, 3),
+                LoraConfig.builder().r(2).targetModules("fc1", "fc2").build());
+        pm.merge();   // fc1 and fc2 now also hold a copy of W0
+        java.util.Map<String, Tensor> owned = new java.util.LinkedHashMap<>();
+        pm.namedParameters().forEach((name, p) -> {
+            owned.put(name, p.value());
+            if (p.requiresGrad()) owned.put(name + ".grad", p.grad());
+        });
+        assertEquals(4 + 2 * 2 * 2, owned.size(), "4 frozen base values, 2 adapters x (A, B) with their gradients");
+        pm.close();
+        owned.forEach((name, x) -> assertFalse(x.isAlive(), name + " is freed"));
     }
 
     @Test
