@@ -23,9 +23,9 @@ public final class AdamW implements Optimizer {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
             throw new IllegalArgumentException("AdamW betas must be in [0, 1), got " + beta1 + ", " + beta2);
         }
-        if (!(eps > 0) || !Float.isFinite(eps)) throw new IllegalArgumentException("AdamW eps must be a finite number > 0, got " + eps);
+        if (!(eps > 0) || !Float.isFinite(eps)) throw new IllegalArgumentException("AdamW eps must be a finite number > 0, got eps=" + eps);
         if (!(weightDecay >= 0) || !Float.isFinite(weightDecay)) {
-            throw new IllegalArgumentException("AdamW weightDecay must be a finite number >= 0, got " + weightDecay);
+            throw new IllegalArgumentException("AdamW weightDecay must be a finite number >= 0, got weightDecay=" + weightDecay);
         }
         this.beta1 = beta1;
         this.beta2 = beta2;

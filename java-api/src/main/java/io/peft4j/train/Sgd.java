@@ -17,10 +17,10 @@ public final class Sgd implements Optimizer {
 
     public Sgd(float momentum, float weightDecay, boolean nesterov) {
         if (!(momentum >= 0) || !Float.isFinite(momentum)) {
-            throw new IllegalArgumentException("SGD momentum must be a finite number >= 0, got " + momentum);
+            throw new IllegalArgumentException("SGD momentum must be a finite number >= 0, got momentum=" + momentum);
         }
         if (!(weightDecay >= 0) || !Float.isFinite(weightDecay)) {
-            throw new IllegalArgumentException("SGD weightDecay must be a finite number >= 0, got " + weightDecay);
+            throw new IllegalArgumentException("SGD weightDecay must be a finite number >= 0, got weightDecay=" + weightDecay);
         }
         if (nesterov && momentum == 0) throw new IllegalArgumentException("Nesterov momentum needs momentum > 0");
         this.momentum = momentum;

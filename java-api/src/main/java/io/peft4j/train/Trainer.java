@@ -54,15 +54,15 @@ public final class Trainer implements AutoCloseable {
             if (epochs < 0 || maxSteps < 0 || (epochs == 0 && maxSteps == 0)) {
                 throw new IllegalArgumentException("train for epochs > 0 or maxSteps > 0 (got epochs=" + epochs + ", maxSteps=" + maxSteps + ")");
             }
-            if (batchSize <= 0) throw new IllegalArgumentException("batchSize must be > 0, got " + batchSize);
-            if (!(lr > 0) || !Float.isFinite(lr)) throw new IllegalArgumentException("lr must be a finite number > 0, got " + lr);
+            if (batchSize <= 0) throw new IllegalArgumentException("batchSize must be > 0, got batchSize=" + batchSize);
+            if (!(lr > 0) || !Float.isFinite(lr)) throw new IllegalArgumentException("lr must be a finite number > 0, got lr=" + lr);
             if (!(clipNorm >= 0) || !Float.isFinite(clipNorm)) {
-                throw new IllegalArgumentException("clipNorm must be a finite number >= 0 (0 = no clipping), got " + clipNorm);
+                throw new IllegalArgumentException("clipNorm must be a finite number >= 0 (0 = no clipping), got clipNorm=" + clipNorm);
             }
-            if (warmupSteps < 0) throw new IllegalArgumentException("warmupSteps must be >= 0, got " + warmupSteps);
-            if (evalEvery < 0) throw new IllegalArgumentException("evalEvery must be >= 0 (0 = never), got " + evalEvery);
+            if (warmupSteps < 0) throw new IllegalArgumentException("warmupSteps must be >= 0, got warmupSteps=" + warmupSteps);
+            if (evalEvery < 0) throw new IllegalArgumentException("evalEvery must be >= 0 (0 = never), got evalEvery=" + evalEvery);
             if (checkpointEvery < 0) {
-                throw new IllegalArgumentException("checkpointEvery must be >= 0 (0 = every epoch), got " + checkpointEvery);
+                throw new IllegalArgumentException("checkpointEvery must be >= 0 (0 = every epoch), got checkpointEvery=" + checkpointEvery);
             }
             if (schedule == null) throw new IllegalArgumentException("schedule must be constant, linear or cosine, got null");
             LrSchedule.named(schedule, 0, 1); // validates the name
@@ -326,7 +326,7 @@ public final class Trainer implements AutoCloseable {
     }
 
     public static EvalResult evaluate(Module model, Dataset data, StepContext ctx, int batchSize) {
-        if (batchSize <= 0) throw new IllegalArgumentException("evaluation batchSize must be > 0, got " + batchSize);
+        if (batchSize <= 0) throw new IllegalArgumentException("evaluation batchSize must be > 0, got batchSize=" + batchSize);
         Batches batches = new Batches(data);
         int[] order = Batches.sequential(data.count());
         int[] yBuf = new int[Math.min(batchSize, data.count())];

@@ -1,9 +1,9 @@
 package io.peft4j.data;
 
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.lang.foreign.Arena;
@@ -117,7 +117,8 @@ class BatchesTest {
             assertArrayEquals(new float[] {9, 9.25f, 9.5f, 2, 2.25f, 2.5f, 5, 5.25f, 5.5f}, got);
             assertArrayEquals(new int[] {1, 2, 1}, y);
             MemorySegment small = arena.allocate(8L * Float.BYTES, Float.BYTES);
-            assertThrows(IllegalArgumentException.class, () -> batches.fill(order, 0, 3, small, y));
+            assertThrowsNaming(IllegalArgumentException.class, () -> batches.fill(order, 0, 3, small, y),
+                    "xOut holds 32 bytes, the batch needs 3*3 floats = 36 bytes");
         }
     }
 
@@ -127,12 +128,15 @@ class BatchesTest {
         int[] order = Batches.sequential(10);
         float[] x = new float[12];
         int[] y = new int[4];
-        assertThrows(IllegalArgumentException.class, () -> batches.fill(order, 10, 4, x, y));
-        assertThrows(IllegalArgumentException.class, () -> batches.fill(order, -1, 4, x, y));
-        assertThrows(IllegalArgumentException.class, () -> batches.fill(order, 0, 0, x, y));
-        assertThrows(IllegalArgumentException.class, () -> batches.fill(order, 0, 4, new float[11], y));
-        assertThrows(IllegalArgumentException.class, () -> batches.fill(order, 0, 4, x, new int[3]));
-        assertThrows(IllegalArgumentException.class, () -> batches.fill(new int[] {0, 10}, 0, 2, x, y));
-        assertThrows(IllegalArgumentException.class, () -> batches.batchCount(0));
+        assertThrowsNaming(IllegalArgumentException.class, () -> batches.fill(order, 10, 4, x, y), "start 10 outside [0, 10)");
+        assertThrowsNaming(IllegalArgumentException.class, () -> batches.fill(order, -1, 4, x, y), "start -1 outside [0, 10)");
+        assertThrowsNaming(IllegalArgumentException.class, () -> batches.fill(order, 0, 0, x, y), "batchSize must be positive, got 0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> batches.fill(order, 0, 4, new float[11], y),
+                "xOut holds 11 floats, the batch needs 4*3 = 12");
+        assertThrowsNaming(IllegalArgumentException.class, () -> batches.fill(order, 0, 4, x, new int[3]),
+                "yOut holds 3 labels, the batch needs 4");
+        assertThrowsNaming(IllegalArgumentException.class, () -> batches.fill(new int[] {0, 10}, 0, 2, x, y),
+                "order[1] = 10 is not an example index in [0, 10)");
+        assertThrowsNaming(IllegalArgumentException.class, () -> batches.batchCount(0), "batchSize must be positive, got 0");
     }
 }

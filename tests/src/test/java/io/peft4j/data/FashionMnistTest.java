@@ -1,5 +1,6 @@
 package io.peft4j.data;
 
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -184,7 +185,8 @@ class FashionMnistTest {
         assertTrue(e.getMessage().contains(images.toString()), e.getMessage());
         assertTrue(e.getMessage().contains("truncated"), e.getMessage());
         // also when the limit keeps only the intact first image: the whole file is checked
-        assertThrows(IllegalArgumentException.class, () -> FashionMnist.load(dir, Split.TRAIN, Task.ORIGINAL, 1));
+        assertThrowsNaming(IllegalArgumentException.class, () -> FashionMnist.load(dir, Split.TRAIN, Task.ORIGINAL, 1),
+                images.toString(), "truncated");
     }
 
     @Test
@@ -283,11 +285,14 @@ class FashionMnistTest {
 
     @Test
     void datasetChecksItsShape() {
-        assertThrows(IllegalArgumentException.class, () -> new Dataset(new float[783], new int[1], 1, 784));
-        assertThrows(IllegalArgumentException.class, () -> new Dataset(new float[784], new int[2], 1, 784));
-        assertThrows(IllegalArgumentException.class, () -> new Dataset(new float[784], new int[] {10}, 1, 784));
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Dataset(new float[783], new int[1], 1, 784),
+                "images has 783 values, expected count*features = 1*784 = 784");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Dataset(new float[784], new int[2], 1, 784),
+                "labels has 2 entries, expected count = 1");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Dataset(new float[784], new int[] {10}, 1, 784),
+                "label 10 at index 0 is outside [0, 10)");
         Dataset d = new Dataset(new float[4], new int[] {2, 1}, 2, 2, 3);
         assertEquals(3, d.classes());
-        assertThrows(IndexOutOfBoundsException.class, () -> d.image(2));
+        assertThrowsNaming(IndexOutOfBoundsException.class, () -> d.image(2), "example 2 out of range [0, 2)");
     }
 }

@@ -113,8 +113,9 @@ class SafetensorsAtomicWriteTest {
     @Test
     void missingDirectoryFailsWithoutCreatingAnything() throws IOException {
         Path p = dir.resolve("no/such/dir/x.safetensors");
-        assertThrows(NoSuchFileException.class,
+        NoSuchFileException e = assertThrows(NoSuchFileException.class,
                 () -> new SafetensorsWriter().putF32("a", new long[]{1}, new float[]{1f}).write(p));
+        assertTrue(e.getMessage().contains(p.getParent().toString()), e.getMessage());
         assertEquals(List.of(), listing());
     }
 

@@ -214,9 +214,15 @@ class SafetensorsRoundTripTest {
         assertTrue(readOnly.getMessage().contains("read-only"), readOnly.getMessage());
         f.close();
         f.close(); // idempotent
-        var closed = assertThrows(IllegalStateException.class, () -> f.readF32("w"));
-        assertTrue(closed.getMessage().contains("closed"), closed.getMessage());
-        assertThrows(IllegalStateException.class, () -> view.get(ValueLayout.JAVA_BYTE, 0));
+        // the file's own check, not the JDK's "Already closed" from the unmapped segment
+        for (var access : List.<org.junit.jupiter.api.function.Executable>of(() -> f.readF32("w"), () -> f.bytes("w"),
+                () -> f.data("w"))) {
+            var closed = assertThrows(IllegalStateException.class, access);
+            assertEquals(p + ": file is closed", closed.getMessage());
+        }
+        assertTrue(f.toString().endsWith(", closed]"), f.toString());
+        var unmapped = assertThrows(IllegalStateException.class, () -> view.get(ValueLayout.JAVA_BYTE, 0));
+        assertTrue(unmapped.getMessage().toLowerCase(java.util.Locale.ROOT).contains("closed"), unmapped.getMessage());
         // metadata and entries stay readable after close
         assertEquals(DType.F32, f.entry("w").dtype());
     }
@@ -255,6 +261,9 @@ class SafetensorsRoundTripTest {
         w1.write(p1);
         w2.write(p2);
         assertArrayEquals(Files.readAllBytes(p1), Files.readAllBytes(p2));
+        byte[] written = Files.readAllBytes(p1);
+        int n = (int) ByteBuffer.wrap(written).order(ByteOrder.LITTLE_ENDIAN).getLong(0);
+        assertArrayEquals(java.util.Arrays.copyOfRange(written, 8, 8 + n), w1.headerBytes(), "headerBytes() is what write() puts");
         assertArrayEquals(w1.headerBytes(), w2.headerBytes());
     }
 
@@ -277,9 +286,11 @@ class SafetensorsRoundTripTest {
         var overflow = assertThrows(IllegalArgumentException.class,
                 () -> w.put("d", DType.F32, new long[]{1L << 62}, new byte[0]));
         assertTrue(overflow.getMessage().contains("overflows"), overflow.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> w.put("", DType.U8, new long[]{0}, new byte[0]));
+        var empty = assertThrows(IllegalArgumentException.class, () -> w.put("", DType.U8, new long[]{0}, new byte[0]));
+        assertTrue(empty.getMessage().contains("tensor name must not be empty"), empty.getMessage());
         assertEquals(1, w.size());
         assertTrue(w.contains("a"));
+        assertFalse(w.contains("b"));
     }
 
     @Test
@@ -294,6 +305,14 @@ class SafetensorsRoundTripTest {
         assertEquals(28, e.end());
         assertEquals(new SafetensorsEntry("t", DType.BF16, new long[]{2, 3}, 16, 12), e);
         assertEquals(new SafetensorsEntry("t", DType.BF16, new long[]{2, 3}, 16, 12).hashCode(), e.hashCode());
+        assertEquals(2, e.rank());
+        for (SafetensorsEntry other : List.of(new SafetensorsEntry("u", DType.BF16, new long[]{2, 3}, 16, 12),
+                new SafetensorsEntry("t", DType.F16, new long[]{2, 3}, 16, 12),
+                new SafetensorsEntry("t", DType.BF16, new long[]{3, 2}, 16, 12),
+                new SafetensorsEntry("t", DType.BF16, new long[]{2, 3}, 18, 12))) {
+            assertFalse(e.equals(other), other.toString());
+        }
+        assertEquals("'t' BF16 [2, 3] data_offsets [16, 28]", e.toString());
         var bad = assertThrows(IllegalArgumentException.class,
                 () -> new SafetensorsEntry("t", DType.F32, new long[]{2}, 0, 4));
         assertTrue(bad.getMessage().contains("needs 8 bytes"), bad.getMessage());

@@ -236,7 +236,8 @@ class SafetensorsValidationTest {
 
     @Test
     void missingFileIsAnIoErrorNotAFormatError() {
-        assertThrows(java.nio.file.NoSuchFileException.class,
+        var e = assertThrows(java.nio.file.NoSuchFileException.class,
                 () -> SafetensorsFile.open(dir.resolve("absent.safetensors")));
+        assertTrue(e.getMessage().contains("absent.safetensors"), e.getMessage());
     }
 }

@@ -5,6 +5,7 @@ import static io.peft4j.variants.TestSupport.abs;
 import static io.peft4j.variants.TestSupport.add;
 import static io.peft4j.variants.TestSupport.addRows;
 import static io.peft4j.variants.TestSupport.assertBitEqual;
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static io.peft4j.variants.TestSupport.assertWithin;
 import static io.peft4j.variants.TestSupport.backend;
 import static io.peft4j.variants.TestSupport.begin;
@@ -17,14 +18,17 @@ import static io.peft4j.variants.TestSupport.normal;
 import static io.peft4j.variants.TestSupport.rng;
 import static io.peft4j.variants.TestSupport.tMul;
 import static io.peft4j.variants.TestSupport.toDouble;
+import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertFalse;
+import static org.junit.jupiter.api.Assertions.assertInstanceOf;
 import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertSame;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.peft4j.peft.PeftModel;
+import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
 import io.peft4j.variants.TestSupport;
 import io.peft4j.variants.lora.LoraConfig;
@@ -124,9 +128,11 @@ class NnTest {
     @Test
     void frozenLinearHasNoGradientButPassesTheInputGradient() {
         Linear l = new Linear(backend(), 6, 4, true, 1);
+        Tensor oldGrad = l.weight().grad();
         l.weight().setRequiresGrad(false);
         l.bias().setRequiresGrad(false);
-        assertThrows(IllegalStateException.class, () -> l.weight().grad());
+        assertFalse(oldGrad.isAlive(), "freezing frees the gradient");
+        assertThrowsNaming(IllegalStateException.class, () -> l.weight().grad(), "parameter 'weight' is frozen");
         SplittableRandom r = rng("frozen");
         float[] x = normal(r, 2 * 6, 1), g = normal(r, 2 * 4, 1);
         try (StepContext ctx = new StepContext(backend())) {
@@ -259,9 +265,9 @@ class NnTest {
         assertEquals(List.of("layers.0.q.weight"), List.copyOf(root.namedParameters().keySet()));
         assertSame(q, root.namedModules().get("layers.0.q"));
 
-        assertThrows(IllegalArgumentException.class, () -> root.add("layers", new ReLU()), "duplicate child");
-        assertThrows(IllegalArgumentException.class, () -> root.add("a.b", new ReLU()), "dotted child name");
-        assertThrows(IllegalArgumentException.class, () -> root.add("", new ReLU()), "empty child name");
+        assertThrowsNaming(IllegalArgumentException.class, () -> root.add("layers", new ReLU()), "duplicate child 'layers'");
+        assertThrowsNaming(IllegalArgumentException.class, () -> root.add("a.b", new ReLU()), "bad child name 'a.b'");
+        assertThrowsNaming(IllegalArgumentException.class, () -> root.add("", new ReLU()), "bad child name ''");
     }
 
     @Test
@@ -290,7 +296,96 @@ class NnTest {
         assertTrue(TestSupport.differs(w, new Linear(backend(), in, out, true, 8).weight().value().toFloatArray()), "another seed");
         assertTrue(l.weight().requiresGrad() && l.weight().decay());
         assertTrue(l.bias().requiresGrad() && !l.bias().decay(), "biases are not decayed");
-        assertThrows(IllegalArgumentException.class, () -> new Linear(backend(), 0, 3, true, 1));
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Linear(backend(), 0, 3, true, 1), "in=0 out=3");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Linear(backend(), 3, 0, true, 1), "in=3 out=0");
+        double bMin = Double.POSITIVE_INFINITY;
+        for (float v : b) bMin = Math.min(bMin, v);
+        assertTrue(bMin < 0, "the bias is drawn from (-bound, bound), not [bound, bound]");
+    }
+
+    /** Weight and bias come from one Philox stream: the bias starts at the first multiple of 4 past the weight's draws. */
+    @Test
+    void linearDrawsTheBiasAfterTheWeight() {
+        int in = 7, out = 5;   // 35 weights, so the bias starts at 36
+        long seed = 9;
+        Linear l = new Linear(backend(), in, out, true, seed);
+        Tensor w = Tensor.zeros(DType.F32, out, in);
+        backend().rngKaimingUniform(seed, 0, in, (float) Math.sqrt(5), w);
+        Tensor b = Tensor.zeros(DType.F32, out);
+        float bound = (float) (1 / Math.sqrt(in));
+        backend().rngUniform(seed, 36, -bound, bound, b);
+        assertBitEqual(w.toFloatArray(), l.weight().value().toFloatArray(), "weight: draws 0..34");
+        assertBitEqual(b.toFloatArray(), l.bias().value().toFloatArray(), "bias: draws 36..40");
+    }
+
+    @Test
+    void mlpStacksSeededLinearsWithAnActivationBetween() {
+        long[] sizes = {7, 6, 4, 3};
+        Mlp m = new Mlp(backend(), Mlp.Activation.RELU, 5, sizes);
+        assertEquals(List.of("", "fc1", "act1", "fc2", "act2", "fc3"), List.copyOf(m.namedModules().keySet()));
+        assertInstanceOf(ReLU.class, m.namedModules().get("act2"));
+        for (int i = 1; i < sizes.length; i++) {
+            Linear fc = (Linear) m.namedModules().get("fc" + i);
+            assertEquals(sizes[i - 1], fc.inFeatures());
+            assertEquals(sizes[i], fc.outFeatures());
+            assertBitEqual(new Linear(backend(), sizes[i - 1], sizes[i], true, 5 + i).weight().value().toFloatArray(),
+                    fc.weight().value().toFloatArray(), "fc" + i + " is seeded with seed + " + i);
+        }
+        m.sizes()[0] = 99;
+        assertArrayEquals(sizes, m.sizes());
+        Mlp single = new Mlp(backend(), Mlp.Activation.GELU, 1, 4, 2);
+        assertEquals(List.of("", "fc1"), List.copyOf(single.namedModules().keySet()), "one layer, no activation");
+        assertInstanceOf(GELU.class, new Mlp(backend(), Mlp.Activation.GELU, 1, 4, 3, 2).namedModules().get("act1"));
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Mlp(backend(), Mlp.Activation.RELU, 1, 4),
+                "an Mlp needs at least an input and an output size");
+    }
+
+    /** Loss.mse: mean of (p − t)² and its gradient 2(p − t)/n, against float64. */
+    @Test
+    void mseLossAndGradient() {
+        SplittableRandom r = rng("mse");
+        int t = 5, n = 7;
+        float[] p = normal(r, t * n, 1), y = normal(r, t * n, 1);
+        double loss = 0, scale = 0;
+        double[] grad = new double[t * n];
+        for (int i = 0; i < t * n; i++) {
+            double e = (double) p[i] - y[i];
+            loss += e * e;
+            scale += Math.abs(e) * Math.abs(e);
+            grad[i] = 2 * e / (t * n);
+        }
+        loss /= t * n;
+        Loss mse = Loss.mse();
+        try (StepContext ctx = new StepContext(backend())) {
+            begin(ctx, true, 1);
+            float got = mse.forward(ctx, ctx.allocate(t, n).copyFrom(p), ctx.allocate(t, n).copyFrom(y));
+            assertEquals(loss, got, (gamma(t * n) + 3 * U) * scale / (t * n), "loss");
+            double[] mag = new double[t * n];
+            for (int i = 0; i < mag.length; i++) mag[i] = Math.abs(grad[i]);
+            assertWithin(grad, mse.backward(ctx).toFloatArray(), bounds(mag, 4 * U, 0), "gradient");
+        }
+    }
+
+    /** Closing a model frees every tensor it owns: weights, gradients, adapters. */
+    @Test
+    void closingAModelFreesItsTensors() {
+        PeftModel pm = PeftModel.wrap(new Mlp(backend(), Mlp.Activation.RELU, 1, 6, 5, 3),
+                LoraConfig.builder().r(2).targetModules("fc1", "fc2").build());
+        pm.merge();   // fc1 and fc2 now also hold a copy of W0
+        java.util.Map<String, Tensor> owned = new java.util.LinkedHashMap<>();
+        pm.namedParameters().forEach((name, p) -> {
+            owned.put(name, p.value());
+            if (p.requiresGrad()) owned.put(name + ".grad", p.grad());
+        });
+        assertEquals(4 + 2 * 2 * 2, owned.size(), "4 frozen base values, 2 adapters x (A, B) with their gradients");
+        pm.close();
+        owned.forEach((name, x) -> assertFalse(x.isAlive(), name + " is freed"));
+    }
+
+    @Test
+    void parametersAreFloat32() {
+        assertThrowsNaming(IllegalArgumentException.class,
+                () -> new Parameter("w", Tensor.zeros(DType.U8, 3), true, true), "U8", "must be F32");
     }
 
     @Test
@@ -317,7 +412,8 @@ class NnTest {
             assertTrue(e.getMessage().contains("backward without forward"), e.getMessage());
             l.forward(ctx, ctx.allocate(1, 3));
             ctx.begin(true, 1);   // the step's activations are gone
-            assertThrows(IllegalStateException.class, () -> l.backward(ctx, ctx.allocate(1, 2), true));
+            assertThrowsNaming(IllegalStateException.class, () -> l.backward(ctx, ctx.allocate(1, 2), true),
+                    "backward without forward in this step");
         }
     }
 }

@@ -2,6 +2,7 @@ package io.peft4j.peft;
 
 import static io.peft4j.variants.TestSupport.assertBitEqual;
 import static io.peft4j.variants.TestSupport.assertRelClose;
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static io.peft4j.variants.TestSupport.backend;
 import static io.peft4j.variants.TestSupport.baseParameters;
 import static io.peft4j.variants.TestSupport.differs;
@@ -17,6 +18,7 @@ import static org.junit.jupiter.api.Assertions.assertNull;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import io.peft4j.io.SafetensorsFile;
 import io.peft4j.nn.Linear;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.Parameter;
@@ -101,9 +103,11 @@ class PeftModelTest {
     @Test
     void adapterNamesAreCheckedAndUnique() {
         PeftModel pm = PeftModel.wrap(TestSupport.mlp(1), lora(TargetModules.names("fc1")));
-        assertThrows(IllegalArgumentException.class, () -> pm.addAdapter(DEFAULT, lora(TargetModules.names("fc1")), 0));
+        assertThrowsNaming(IllegalArgumentException.class, () -> pm.addAdapter(DEFAULT, lora(TargetModules.names("fc1")), 0),
+                "adapter '" + DEFAULT + "' already exists");
         for (String bad : List.of("", " ", "a.b", "a/b")) {
-            assertThrows(IllegalArgumentException.class, () -> pm.addAdapter(bad, lora(TargetModules.names("fc1")), 0), "'" + bad + "'");
+            assertThrowsNaming(IllegalArgumentException.class, () -> pm.addAdapter(bad, lora(TargetModules.names("fc1")), 0),
+                    "bad adapter name '" + bad + "'");
         }
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> pm.setActiveAdapter("missing"));
         assertTrue(e.getMessage().contains("missing") && e.getMessage().contains(DEFAULT), e.getMessage());
@@ -145,8 +149,8 @@ class PeftModelTest {
         assertRelClose(yBase, forward(pm, x, 4), 2e-5, "deleting a merged adapter unmerged it");
         pm.deleteAdapter("second");
         assertNull(pm.activeAdapter());
-        assertThrows(IllegalStateException.class, pm::merge, "no adapter left");
-        assertThrows(IllegalArgumentException.class, () -> pm.deleteAdapter("second"));
+        assertThrowsNaming(IllegalStateException.class, pm::merge, "no adapter left");
+        assertThrowsNaming(IllegalArgumentException.class, () -> pm.deleteAdapter("second"), "no adapter 'second' (have [])");
     }
 
     @Test
@@ -189,11 +193,12 @@ class PeftModelTest {
         assertEquals(".*\\.(q|v)", re.toJson());
         assertTrue(re.matches("layers.3.q"));
         assertFalse(re.matches("layers.3.qq"));
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.fromJson(5));
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.fromJson(null));
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.fromJson(List.of("q", 3)));
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.names());
-        assertThrows(IllegalArgumentException.class, () -> TargetModules.names("q", " "));
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.fromJson(5), "target_modules", "got 5");
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.fromJson(null), "target_modules", "got null");
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.fromJson(List.of("q", 3)),
+                "target_modules entries must be strings, got 3");
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.names(), "target_modules must name at least one module");
+        assertThrowsNaming(IllegalArgumentException.class, () -> TargetModules.names("q", " "), "target_modules contains a blank name");
         TargetModules q = TargetModules.names("q");
         assertTrue(q.matches("q"));
         assertTrue(q.matches("layers.0.q"));
@@ -207,6 +212,26 @@ class PeftModelTest {
         assertTrue(AdapterMethods.all().containsKey("LORA"));
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> AdapterMethods.forType("NOPE"));
         assertTrue(e.getMessage().contains("NOPE") && e.getMessage().contains("LORA"), e.getMessage());
+    }
+
+    /** wrap freezes the base before injecting; when injection fails the base is trainable again. */
+    @Test
+    void aFailedWrapLeavesTheBaseAsItWas() {
+        Module m = TestSupport.mlp(1);
+        m.namedParameters().get("fc2.bias").setRequiresGrad(false);
+        assertThrowsNaming(IllegalArgumentException.class, () -> PeftModel.wrap(m, lora(TargetModules.names("nope"))),
+                "target_modules [nope] matches no Linear layer");
+        baseParameters(m).forEach((n, p) -> assertEquals(!n.equals("fc2.bias"), p.requiresGrad(), n));
+    }
+
+    @Test
+    void savingNeedsAnExistingAdapterAndTagsTheFileAsPeftDoes(@TempDir Path dir) throws java.io.IOException {
+        PeftModel pm = PeftModel.wrap(TestSupport.mlp(1), lora(TargetModules.names("fc1")));
+        assertThrowsNaming(IllegalArgumentException.class, () -> pm.saveAdapter("missing", dir), "no adapter 'missing'");
+        pm.save(dir);
+        try (SafetensorsFile f = SafetensorsFile.open(dir.resolve(PeftModel.WEIGHTS_FILE))) {
+            assertEquals(Map.of("format", "pt"), f.metadata(), "PEFT's loader expects format=pt");
+        }
     }
 
     @Test

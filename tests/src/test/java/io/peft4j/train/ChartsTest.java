@@ -1,8 +1,8 @@
 package io.peft4j.train;
 
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertNotNull;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import java.awt.image.BufferedImage;
@@ -117,11 +117,13 @@ class ChartsTest {
     @Test
     void rejectsBadInput(@TempDir Path dir) {
         Path png = dir.resolve("bad.png");
-        assertThrows(IllegalArgumentException.class,
-                () -> Charts.trainingCurves(png, "t", new double[3], new double[2], new double[0], new double[0]));
-        assertThrows(IllegalArgumentException.class, () -> Charts.write(png, 800, 600, List.of()));
-        assertThrows(IllegalArgumentException.class,
-                () -> Charts.trainingCurves(png, "t", new double[1], new double[1], new double[1], new double[1], 50, 50));
+        assertThrowsNaming(IllegalArgumentException.class,
+                () -> Charts.trainingCurves(png, "t", new double[3], new double[2], new double[0], new double[0]),
+                "Charts.Series 'train loss'", "got 3 and 2");
+        assertThrowsNaming(IllegalArgumentException.class, () -> Charts.write(png, 800, 600, List.of()), "need at least one panel");
+        assertThrowsNaming(IllegalArgumentException.class,
+                () -> Charts.trainingCurves(png, "t", new double[1], new double[1], new double[1], new double[1], 50, 50),
+                "50x50 is too small for 2 panel(s)");
         assertTrue(Files.notExists(png));
     }
 }

@@ -1,5 +1,6 @@
 package io.peft4j.train;
 
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
@@ -58,8 +59,8 @@ class LrScheduleTest {
         assertEquals(0.5, LrSchedule.named("cosine", 2, 10).factor(0), EPS);
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> LrSchedule.named("step", 0, 10));
         assertTrue(e.getMessage().contains("step"), e.getMessage());
-        assertThrows(IllegalArgumentException.class, () -> LrSchedule.linear(11, 10));
-        assertThrows(IllegalArgumentException.class, () -> LrSchedule.linear(-1, 10));
-        assertThrows(IllegalArgumentException.class, () -> LrSchedule.cosine(0, 0));
+        assertThrowsNaming(IllegalArgumentException.class, () -> LrSchedule.linear(11, 10), "0 <= warmup <= total", "got 11, 10");
+        assertThrowsNaming(IllegalArgumentException.class, () -> LrSchedule.linear(-1, 10), "got -1, 10");
+        assertThrowsNaming(IllegalArgumentException.class, () -> LrSchedule.cosine(0, 0), "total > 0", "got 0, 0");
     }
 }

@@ -2,13 +2,13 @@ package io.peft4j.train;
 
 import static io.peft4j.variants.TestSupport.U;
 import static io.peft4j.variants.TestSupport.assertBitEqual;
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static io.peft4j.variants.TestSupport.assertWithin;
 import static io.peft4j.variants.TestSupport.backend;
 import static io.peft4j.variants.TestSupport.normal;
 import static io.peft4j.variants.TestSupport.rng;
 import static io.peft4j.variants.TestSupport.toDouble;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 
 import io.peft4j.nn.Parameter;
 import io.peft4j.tensor.Tensor;
@@ -183,16 +183,21 @@ class OptimizerTest {
     @Test
     void badStateAndSettingsAreRefused() {
         try (AdamW a = AdamW.defaults()) {
-            assertThrows(IllegalArgumentException.class, () -> a.loadState(Map.of("w.momentum_buffer", new float[1]), 1));
-            assertThrows(IllegalArgumentException.class, () -> a.loadState(Map.of("w.exp_avg", new float[1]), 1), "exp_avg without exp_avg_sq");
+            assertThrowsNaming(IllegalArgumentException.class, () -> a.loadState(Map.of("w.momentum_buffer", new float[1]), 1),
+                    "unexpected AdamW state 'w.momentum_buffer'");
+            assertThrowsNaming(IllegalArgumentException.class, () -> a.loadState(Map.of("w.exp_avg", new float[1]), 1),
+                    "AdamW state 'w.exp_avg' has no 'w.exp_avg_sq'");
+            assertThrowsNaming(IllegalArgumentException.class, () -> a.loadState(Map.of("w.exp_avg_sq", new float[1]), 1),
+                    "AdamW state 'w.exp_avg_sq' has no 'w.exp_avg'");
         }
         try (Sgd s = new Sgd(0.9f, 0, false)) {
-            assertThrows(IllegalArgumentException.class, () -> s.loadState(Map.of("w.exp_avg", new float[1]), 1));
+            assertThrowsNaming(IllegalArgumentException.class, () -> s.loadState(Map.of("w.exp_avg", new float[1]), 1),
+                    "unexpected SGD state 'w.exp_avg'");
         }
-        assertThrows(IllegalArgumentException.class, () -> new AdamW(1f, 0.999f, 1e-8f, 0));
-        assertThrows(IllegalArgumentException.class, () -> new AdamW(0.9f, 0.999f, 0f, 0));
-        assertThrows(IllegalArgumentException.class, () -> new AdamW(0.9f, 0.999f, 1e-8f, -1));
-        assertThrows(IllegalArgumentException.class, () -> new Sgd(0f, 0f, true));
-        assertThrows(IllegalArgumentException.class, () -> new Sgd(-0.1f, 0f, false));
+        assertThrowsNaming(IllegalArgumentException.class, () -> new AdamW(1f, 0.999f, 1e-8f, 0), "betas", "got 1.0, 0.999");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new AdamW(0.9f, 0.999f, 0f, 0), "eps=0.0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new AdamW(0.9f, 0.999f, 1e-8f, -1), "weightDecay=-1.0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Sgd(0f, 0f, true), "Nesterov momentum needs momentum > 0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> new Sgd(-0.1f, 0f, false), "momentum=-0.1");
     }
 }

@@ -1,6 +1,7 @@
 package io.peft4j.train;
 
 import static io.peft4j.variants.TestSupport.assertBitEqual;
+import static io.peft4j.variants.TestSupport.assertThrowsNaming;
 import static io.peft4j.variants.TestSupport.backend;
 import static io.peft4j.variants.TestSupport.blobs;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -349,17 +350,17 @@ class TrainerTest {
         Mlp m = mlp(1);
         m.namedParameters().values().forEach(p -> p.setRequiresGrad(false));
         try (Trainer t = new Trainer(m, Loss.crossEntropy(), adam(), config().maxSteps(1).build(), backend())) {
-            assertThrows(IllegalStateException.class, () -> t.fit(DATA, null));
+            assertThrowsNaming(IllegalStateException.class, () -> t.fit(DATA, null), "the model has no trainable parameters");
         }
     }
 
     @Test
     void configIsValidated() {
-        assertThrows(IllegalArgumentException.class, () -> config().epochs(0).maxSteps(0).build());
-        assertThrows(IllegalArgumentException.class, () -> config().batchSize(0).build());
-        assertThrows(IllegalArgumentException.class, () -> config().lr(0).build());
-        assertThrows(IllegalArgumentException.class, () -> config().clipNorm(-1).build());
-        assertThrows(IllegalArgumentException.class, () -> config().schedule("step").build());
+        assertThrowsNaming(IllegalArgumentException.class, () -> config().epochs(0).maxSteps(0).build(), "epochs=0, maxSteps=0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> config().batchSize(0).build(), "batchSize must be > 0, got 0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> config().lr(0).build(), "lr must be > 0, got 0.0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> config().clipNorm(-1).build(), "clipNorm=-1.0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> config().schedule("step").build(), "unknown schedule 'step'");
     }
 
     @Test

@@ -576,6 +576,8 @@ class AdapterContractTest {
             Module model = TestSupport.nested(SEED);
             IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
                     () -> PeftModel.wrap(model, c.config(none), backend(), 1), c + ": " + none + " matches nothing");
+            assertTrue(e.getMessage().contains("target_modules " + none.toJson() + " matches no Linear layer"),
+                    "the message names the target_modules value: " + e.getMessage());
             for (String path : linears(model).keySet()) {
                 assertTrue(e.getMessage().contains(path), "the message lists Linear '" + path + "': " + e.getMessage());
             }

@@ -1,6 +1,7 @@
 package io.peft4j.variants;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
@@ -20,6 +21,7 @@ import io.peft4j.tensor.Tensor;
 import java.util.LinkedHashMap;
 import java.util.Map;
 import java.util.SplittableRandom;
+import org.junit.jupiter.api.function.Executable;
 
 /**
  * What the PEFT, LoRA, trainer, nn and CLI tests share: seeded random inputs (never exactly zero),
@@ -200,6 +202,17 @@ public final class TestSupport {
                 fail(what + ": not bit-identical at [" + i + "]: expected " + expected[i] + ", got " + actual[i]);
             }
         }
+    }
+
+    /**
+     * assertThrows that also checks the message: it must contain every fragment (the argument,
+     * field or file at fault, and its value), so a refusal for the wrong reason does not pass.
+     */
+    public static <T extends Throwable> T assertThrowsNaming(Class<T> type, Executable call, String... fragments) {
+        T e = assertThrows(type, call);
+        String m = String.valueOf(e.getMessage());
+        for (String f : fragments) assertTrue(m.contains(f), "'" + f + "' not in the message: " + m);
+        return e;
     }
 
     /** True when some element differs (by bits). */
