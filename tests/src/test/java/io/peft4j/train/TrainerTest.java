@@ -357,8 +357,8 @@ class TrainerTest {
     @Test
     void configIsValidated() {
         assertThrowsNaming(IllegalArgumentException.class, () -> config().epochs(0).maxSteps(0).build(), "epochs=0, maxSteps=0");
-        assertThrowsNaming(IllegalArgumentException.class, () -> config().batchSize(0).build(), "batchSize must be > 0, got 0");
-        assertThrowsNaming(IllegalArgumentException.class, () -> config().lr(0).build(), "lr must be > 0, got 0.0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> config().batchSize(0).build(), "batchSize must be > 0, got batchSize=0");
+        assertThrowsNaming(IllegalArgumentException.class, () -> config().lr(0).build(), "lr must be a finite number > 0, got lr=0.0");
         assertThrowsNaming(IllegalArgumentException.class, () -> config().clipNorm(-1).build(), "clipNorm=-1.0");
         assertThrowsNaming(IllegalArgumentException.class, () -> config().schedule("step").build(), "unknown schedule 'step'");
     }

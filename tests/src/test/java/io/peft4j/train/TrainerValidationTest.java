@@ -41,21 +41,21 @@ class TrainerValidationTest {
     @Test
     void badConfigValuesAreRefusedAtBuildWithTheirName(@TempDir Path dir) throws IOException {
         Map<String, UnaryOperator<Trainer.Config.Builder>> bad = new java.util.LinkedHashMap<>();
-        bad.put("lr must be a finite number > 0, got Infinity", b -> b.lr(Float.POSITIVE_INFINITY));
-        bad.put("lr must be a finite number > 0, got NaN", b -> b.lr(Float.NaN));
-        bad.put("lr must be a finite number > 0, got -0.1", b -> b.lr(-0.1f));
-        bad.put("lr must be a finite number > 0, got 0.0", b -> b.lr(0f));
-        bad.put("clipNorm must be a finite number >= 0 (0 = no clipping), got NaN", b -> b.clipNorm(Float.NaN));
-        bad.put("clipNorm must be a finite number >= 0 (0 = no clipping), got Infinity", b -> b.clipNorm(Float.POSITIVE_INFINITY));
-        bad.put("clipNorm must be a finite number >= 0 (0 = no clipping), got -1.0", b -> b.clipNorm(-1f));
-        bad.put("batchSize must be > 0, got 0", b -> b.batchSize(0));
-        bad.put("batchSize must be > 0, got -5", b -> b.batchSize(-5));
+        bad.put("lr must be a finite number > 0, got lr=Infinity", b -> b.lr(Float.POSITIVE_INFINITY));
+        bad.put("lr must be a finite number > 0, got lr=NaN", b -> b.lr(Float.NaN));
+        bad.put("lr must be a finite number > 0, got lr=-0.1", b -> b.lr(-0.1f));
+        bad.put("lr must be a finite number > 0, got lr=0.0", b -> b.lr(0f));
+        bad.put("clipNorm must be a finite number >= 0 (0 = no clipping), got clipNorm=NaN", b -> b.clipNorm(Float.NaN));
+        bad.put("clipNorm must be a finite number >= 0 (0 = no clipping), got clipNorm=Infinity", b -> b.clipNorm(Float.POSITIVE_INFINITY));
+        bad.put("clipNorm must be a finite number >= 0 (0 = no clipping), got clipNorm=-1.0", b -> b.clipNorm(-1f));
+        bad.put("batchSize must be > 0, got batchSize=0", b -> b.batchSize(0));
+        bad.put("batchSize must be > 0, got batchSize=-5", b -> b.batchSize(-5));
         bad.put("epochs=0, maxSteps=0", b -> b.epochs(0));
         bad.put("epochs=-1", b -> b.epochs(-1));
         bad.put("maxSteps=-3", b -> b.maxSteps(-3));
-        bad.put("warmupSteps must be >= 0, got -2", b -> b.warmupSteps(-2));
-        bad.put("evalEvery must be >= 0 (0 = never), got -1", b -> b.evalEvery(-1));
-        bad.put("checkpointEvery must be >= 0 (0 = every epoch), got -7", b -> b.checkpointEvery(-7));
+        bad.put("warmupSteps must be >= 0, got warmupSteps=-2", b -> b.warmupSteps(-2));
+        bad.put("evalEvery must be >= 0 (0 = never), got evalEvery=-1", b -> b.evalEvery(-1));
+        bad.put("checkpointEvery must be >= 0 (0 = every epoch), got checkpointEvery=-7", b -> b.checkpointEvery(-7));
         bad.put("got null", b -> b.schedule(null));
         bad.put("cosyne", b -> b.schedule("cosyne"));
         bad.forEach((expected, change) -> {
@@ -106,30 +106,30 @@ class TrainerValidationTest {
         try (Mlp mlp = new Mlp(backend(), Mlp.Activation.RELU, 1, 6, 8, 3);
              io.peft4j.nn.StepContext ctx = new io.peft4j.nn.StepContext(backend())) {
             assertMessage(assertThrows(IllegalArgumentException.class, () -> Trainer.evaluate(mlp, DATA, ctx, 0)),
-                    "evaluation batchSize must be > 0, got 0");
+                    "evaluation batchSize must be > 0, got batchSize=0");
         }
     }
 
     @Test
     void optimizerSettingsMustBeFinite() {
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new AdamW(0.9f, 0.999f, Float.POSITIVE_INFINITY, 0f)),
-                "AdamW eps must be a finite number > 0, got Infinity");
+                "AdamW eps must be a finite number > 0, got eps=Infinity");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new AdamW(0.9f, 0.999f, 0f, 0f)),
-                "AdamW eps must be a finite number > 0, got 0.0");
+                "AdamW eps must be a finite number > 0, got eps=0.0");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new AdamW(0.9f, 0.999f, 1e-8f, Float.POSITIVE_INFINITY)),
-                "AdamW weightDecay must be a finite number >= 0, got Infinity");
+                "AdamW weightDecay must be a finite number >= 0, got weightDecay=Infinity");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new AdamW(0.9f, 0.999f, 1e-8f, Float.NaN)),
-                "AdamW weightDecay must be a finite number >= 0, got NaN");
+                "AdamW weightDecay must be a finite number >= 0, got weightDecay=NaN");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new AdamW(Float.NaN, 0.999f, 1e-8f, 0f)),
                 "AdamW betas must be in [0, 1), got NaN");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new Sgd(Float.POSITIVE_INFINITY, 0f, false)),
-                "SGD momentum must be a finite number >= 0, got Infinity");
+                "SGD momentum must be a finite number >= 0, got momentum=Infinity");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new Sgd(Float.NaN, 0f, false)),
-                "SGD momentum must be a finite number >= 0, got NaN");
+                "SGD momentum must be a finite number >= 0, got momentum=NaN");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new Sgd(0.9f, Float.POSITIVE_INFINITY, false)),
-                "SGD weightDecay must be a finite number >= 0, got Infinity");
+                "SGD weightDecay must be a finite number >= 0, got weightDecay=Infinity");
         assertMessage(assertThrows(IllegalArgumentException.class, () -> new Sgd(0.9f, -1f, false)),
-                "SGD weightDecay must be a finite number >= 0, got -1.0");
+                "SGD weightDecay must be a finite number >= 0, got weightDecay=-1.0");
     }
 
     @Test
