@@ -35,15 +35,31 @@ public final class ProgressBars {
     /** Rendered width of a bar that is not on a terminal (a terminal's own width is used there). */
     public static final int LOG_WIDTH = 100;
 
+    /**
+     * progressbar and the jline it renders with are optional dependencies (kept off library users'
+     * class paths); without them {@link #epoch(String, long, boolean)} gives a disabled bar.
+     */
+    static final boolean LIBRARY_PRESENT = present("me.tongfei.progressbar.ProgressBar") && present("org.jline.utils.WCWidth");
+
     private ProgressBars() {
+    }
+
+    private static boolean present(String className) {
+        try {
+            Class.forName(className, false, ProgressBars.class.getClassLoader());
+            return true;
+        } catch (ClassNotFoundException e) {
+            return false;
+        }
     }
 
     /**
      * A bar over {@code steps} steps on standard error, redrawn in place when the JVM runs on a
-     * terminal and printed line by line otherwise; a no-op when {@code enabled} is false.
+     * terminal and printed line by line otherwise; a no-op when {@code enabled} is false or the
+     * optional progressbar library is not on the class path.
      */
     public static Bar epoch(String task, long steps, boolean enabled) {
-        if (!enabled) {
+        if (!enabled || !LIBRARY_PRESENT) {
             return new Bar(null);
         }
         boolean tty = isTerminal();
