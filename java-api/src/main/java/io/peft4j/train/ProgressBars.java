@@ -59,7 +59,7 @@ public final class ProgressBars {
      * optional progressbar library is not on the class path.
      */
     public static Bar epoch(String task, long steps, boolean enabled) {
-        if (!enabled || !LIBRARY_PRESENT) {
+        if (!enabled) {
             return new Bar(null);
         }
         boolean tty = isTerminal();
@@ -72,21 +72,28 @@ public final class ProgressBars {
      * a no-op when {@code enabled} is false.
      */
     public static Bar epoch(String task, long steps, boolean enabled, PrintStream out, boolean interactive) {
-        if (!enabled) {
+        if (!enabled || !LIBRARY_PRESENT) {
             return new Bar(null);
         }
         if (out == null) {
             throw new IllegalArgumentException("ProgressBars: out must not be null");
         }
-        ProgressBarConsumer consumer;
-        if (interactive) {
-            consumer = out == System.err || out == System.out
-                    ? new ConsoleProgressBarConsumer(out) // the library sizes it to the terminal
-                    : new ConsoleProgressBarConsumer(out, LOG_WIDTH);
-        } else {
-            consumer = new DelegatingProgressBarConsumer(new LinePrinter(out), LOG_WIDTH);
+        return custom(task, steps, Consumers.of(out, interactive), interactive ? TTY_UPDATE_MS : LOG_UPDATE_MS);
+    }
+
+    /**
+     * Apart from ProgressBars because verifying this code loads the library's classes (two consumer
+     * types meet in one variable): this class is loaded only when the library is present.
+     */
+    private static final class Consumers {
+        static ProgressBarConsumer of(PrintStream out, boolean interactive) {
+            if (interactive) {
+                return out == System.err || out == System.out
+                        ? new ConsoleProgressBarConsumer(out) // the library sizes it to the terminal
+                        : new ConsoleProgressBarConsumer(out, LOG_WIDTH);
+            }
+            return new DelegatingProgressBarConsumer(new LinePrinter(out), LOG_WIDTH);
         }
-        return custom(task, steps, consumer, interactive ? TTY_UPDATE_MS : LOG_UPDATE_MS);
     }
 
     /** A bar over {@code steps} steps rendered (ASCII style) into {@code consumer} every {@code updateIntervalMillis}. */
