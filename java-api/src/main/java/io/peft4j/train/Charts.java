@@ -3,13 +3,12 @@ package io.peft4j.train;
 import java.awt.Color;
 import java.awt.Graphics2D;
 import java.awt.image.BufferedImage;
+import io.peft4j.io.AtomicFiles;
 import java.io.IOException;
-import java.io.OutputStream;
 import java.io.UncheckedIOException;
-import java.nio.file.AtomicMoveNotSupportedException;
+import java.nio.channels.Channels;
 import java.nio.file.Files;
 import java.nio.file.Path;
-import java.nio.file.StandardCopyOption;
 import java.util.Arrays;
 import java.util.List;
 import javax.imageio.ImageIO;
@@ -27,8 +26,8 @@ import org.knowm.xchart.style.markers.SeriesMarkers;
  * title, axis labels and line {@link Series}. {@link #trainingCurves} is the usual two-panel chart:
  * training loss against step above, evaluation accuracy against epoch below.
  *
- * <p>Files are written atomically: the PNG goes to a temporary file in the target's directory,
- * which is then renamed over the target, so a reader never sees a half-written image.
+ * <p>Files are written atomically ({@link AtomicFiles}): the PNG goes to a temporary file in the
+ * target's directory, which is then renamed over the target, so a reader never sees a half-written image.
  */
 public final class Charts {
 
@@ -116,33 +115,16 @@ public final class Charts {
             throw new IllegalArgumentException("Charts.write: png path must not be null");
         }
         BufferedImage image = render(width, height, panels);
-        Path target = png.toAbsolutePath();
-        Path dir = target.getParent();
-        Path tmp = null;
         try {
-            Files.createDirectories(dir);
-            tmp = Files.createTempFile(dir, "." + target.getFileName() + ".", ".tmp");
-            try (OutputStream out = Files.newOutputStream(tmp)) {
-                if (!ImageIO.write(image, "png", out)) {
+            Files.createDirectories(png.toAbsolutePath().getParent());
+            // AtomicFiles creates the file as a plain create would (mode 0666 less the umask)
+            AtomicFiles.write(png, ch -> {
+                if (!ImageIO.write(image, "png", Channels.newOutputStream(ch))) {
                     throw new IOException("no PNG writer available in ImageIO");
                 }
-            }
-            try {
-                Files.move(tmp, target, StandardCopyOption.ATOMIC_MOVE, StandardCopyOption.REPLACE_EXISTING);
-            } catch (AtomicMoveNotSupportedException e) {
-                Files.move(tmp, target, StandardCopyOption.REPLACE_EXISTING);
-            }
-            tmp = null;
+            });
         } catch (IOException e) {
             throw new UncheckedIOException("Charts: cannot write " + png + ": " + e.getMessage(), e);
-        } finally {
-            if (tmp != null) {
-                try {
-                    Files.deleteIfExists(tmp);
-                } catch (IOException ignored) {
-                    // the write already failed; that error is the one to report
-                }
-            }
         }
     }
 

@@ -35,12 +35,28 @@ public final class ProgressBars {
     /** Rendered width of a bar that is not on a terminal (a terminal's own width is used there). */
     public static final int LOG_WIDTH = 100;
 
+    /**
+     * progressbar and the jline it renders with are optional dependencies (kept off library users'
+     * class paths); without them {@link #epoch(String, long, boolean)} gives a disabled bar.
+     */
+    static final boolean LIBRARY_PRESENT = present("me.tongfei.progressbar.ProgressBar") && present("org.jline.utils.WCWidth");
+
     private ProgressBars() {
+    }
+
+    private static boolean present(String className) {
+        try {
+            Class.forName(className, false, ProgressBars.class.getClassLoader());
+            return true;
+        } catch (ClassNotFoundException e) {
+            return false;
+        }
     }
 
     /**
      * A bar over {@code steps} steps on standard error, redrawn in place when the JVM runs on a
-     * terminal and printed line by line otherwise; a no-op when {@code enabled} is false.
+     * terminal and printed line by line otherwise; a no-op when {@code enabled} is false or the
+     * optional progressbar library is not on the class path.
      */
     public static Bar epoch(String task, long steps, boolean enabled) {
         if (!enabled) {
@@ -56,21 +72,28 @@ public final class ProgressBars {
      * a no-op when {@code enabled} is false.
      */
     public static Bar epoch(String task, long steps, boolean enabled, PrintStream out, boolean interactive) {
-        if (!enabled) {
+        if (!enabled || !LIBRARY_PRESENT) {
             return new Bar(null);
         }
         if (out == null) {
             throw new IllegalArgumentException("ProgressBars: out must not be null");
         }
-        ProgressBarConsumer consumer;
-        if (interactive) {
-            consumer = out == System.err || out == System.out
-                    ? new ConsoleProgressBarConsumer(out) // the library sizes it to the terminal
-                    : new ConsoleProgressBarConsumer(out, LOG_WIDTH);
-        } else {
-            consumer = new DelegatingProgressBarConsumer(new LinePrinter(out), LOG_WIDTH);
+        return custom(task, steps, Consumers.of(out, interactive), interactive ? TTY_UPDATE_MS : LOG_UPDATE_MS);
+    }
+
+    /**
+     * Apart from ProgressBars because verifying this code loads the library's classes (two consumer
+     * types meet in one variable): this class is loaded only when the library is present.
+     */
+    private static final class Consumers {
+        static ProgressBarConsumer of(PrintStream out, boolean interactive) {
+            if (interactive) {
+                return out == System.err || out == System.out
+                        ? new ConsoleProgressBarConsumer(out) // the library sizes it to the terminal
+                        : new ConsoleProgressBarConsumer(out, LOG_WIDTH);
+            }
+            return new DelegatingProgressBarConsumer(new LinePrinter(out), LOG_WIDTH);
         }
-        return custom(task, steps, consumer, interactive ? TTY_UPDATE_MS : LOG_UPDATE_MS);
     }
 
     /** A bar over {@code steps} steps rendered (ASCII style) into {@code consumer} every {@code updateIntervalMillis}. */
