@@ -115,6 +115,7 @@ void argmax_rows_kernel(int64_t rows, int64_t c, const float* x, int32_t* out) {
     const float* row = x + i * c;
     int64_t best = 0;
     float bv = row[0];
+    // NaN first / later / none: ElementwiseTest#argmaxRowsTakesTheFirstNaN, #argmaxRowsPicksTheFirstMaximum.
     if (bv == bv) {
       for (int64_t j = 1; j < c; ++j) {
         const float v = row[j];
@@ -285,7 +286,12 @@ int32_t p4j_copy(p4j_ctx* ctx, int64_t n, const float* src, float* dst) {
     if (n == 0 || src == dst) return P4J_OK;
     uintptr_t s = reinterpret_cast<uintptr_t>(src), d = reinterpret_cast<uintptr_t>(dst);
     uintptr_t bytes = static_cast<uintptr_t>(n) * sizeof(float);
-    if (s < d + bytes && d < s + bytes) return fail(P4J_EINVAL, "%s: src and dst overlap", fn);
+    if (s < d + bytes && d < s + bytes)
+      return fail(P4J_EINVAL, "%s: src (%p) and dst (%p) overlap for n (%lld) floats", fn, static_cast<const void*>(src),
+                  static_cast<void*>(dst), static_cast<long long>(n));
+    // Size switch: ElementwiseTest#copyBelowAndFromTheStreamingSizeIsExact (n = 2^22 - 1: memcpy; 2^22
+    // and 2^22 + 13 at dst + 4 bytes: stream_copy with head and tail); the (d & 3) != 0 side:
+    // NativeAbiTest#largeCopyToAByteMisalignedDestinationIsExact.
     const bool stream = static_cast<uintptr_t>(n) * sizeof(float) >= kStreamBytes && (d & 3) == 0;
     parallel_range(ctx, n, kGrain, [&](int64_t b, int64_t e) {
       if (stream) stream_copy(src + b, dst + b, e - b);

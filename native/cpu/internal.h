@@ -37,6 +37,8 @@ inline int32_t guarded(const char* fn, F&& body) noexcept {
     clear_error();
     return body();
   } catch (const std::bad_alloc&) {
+    // Guards only: no kernel allocates with new or calls code that throws, so neither catch is
+    // reached by a test; they keep a future throw from unwinding into the JVM.
     return fail(P4J_ENOMEM, "%s: out of memory", fn);
   } catch (...) {
     return fail(P4J_EINTERNAL, "%s: internal error (exception)", fn);
@@ -143,7 +145,8 @@ int32_t sgemm(const char* fn, const p4j_ctx* ctx, bool ta, bool tb, int64_t m, i
 // ---- run-time ISA dispatch ----
 enum class Isa { baseline = 0, avx2 = 1, avx512 = 2 };
 // The widest ISA the kernels use on this CPU: avx512 needs AVX-512 F/VL/BW/DQ plus FMA,
-// avx2 needs AVX2 plus FMA. PEFT4J_CPU_ISA=avx2|baseline caps it (for testing other paths).
+// avx2 needs AVX2 plus FMA. PEFT4J_CPU_ISA=avx2|baseline caps it (for testing other paths;
+// avx512 is no cap). tests/pom.xml runs the kernel tests once per ISA; IsaTest checks the choice.
 Isa active_isa();
 
 #define P4J_TARGET_AVX512 \
@@ -163,7 +166,7 @@ Isa active_isa();
   }                                                                       \
   __attribute__((noinline)) void name##_base params { name##_body args; } \
   void name##_kernel params {                                             \
-    switch (::p4j::active_isa()) {                                        \
+    switch (::p4j::active_isa()) { /* each case: tests/pom.xml ISA runs */ \
       case ::p4j::Isa::avx512:                                            \
         name##_avx512 args;                                               \
         return;                                                           \

@@ -166,6 +166,7 @@ int32_t p4j_mse(p4j_ctx* ctx, int64_t n, const float* pred, const float* target,
     P4J_TRY(check_ptr(fn, "pred", pred, n));
     P4J_TRY(check_ptr(fn, "target", target, n));
     P4J_TRY(check_ptr(fn, "loss", loss, 1));
+    // n == 0: NativeAbiTest#emptySizesWithNullPointersAreFine.
     const float gs = n > 0 ? static_cast<float>(2.0 / static_cast<double>(n)) : 0.0f;
     double total = deterministic_sum(ctx, n, 8192, 64, 1, [&](int64_t b, int64_t e) {
       double s = 0.0;

@@ -22,8 +22,9 @@ import org.junit.jupiter.params.provider.MethodSource;
 /**
  * The C ABI itself, below the Java checks: every entry point given a bad raw argument (null
  * pointer, negative size, too-small leading dimension, out-of-range scalar, a pointer that is not
- * a context) returns P4J_EINVAL, sets a p4j_last_error() message naming the function, writes
- * nothing, and the process carries on (a crash would end the test run). Buffers are real and
+ * a context) returns P4J_EINVAL, sets a p4j_last_error() message naming the function and the
+ * argument with its value (each case's fragment starts at the argument, so the function's name
+ * cannot satisfy it), writes nothing, and the process carries on (a crash would end the test run). Buffers are real and
  * large enough, so only the bad argument can be at fault.
  */
 class NativeAbiTest {
@@ -98,82 +99,92 @@ class NativeAbiTest {
     static Stream<Arguments> badCalls() {
         List<Arguments> c = new ArrayList<>();
         // [2, 4] · [4, 2] with lda = 4, ldb = 2, ldc = 2 is a valid call; each case breaks one thing.
-        c.add(bad("p4j_gemm", "null ctx", "ctx", () -> Peft4j.p4j_gemm(NULL, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
-        c.add(bad("p4j_gemm", "ctx not a context", "ctx", () -> Peft4j.p4j_gemm(notACtx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
-        c.add(bad("p4j_gemm", "trans_a = 2", "trans_a", () -> Peft4j.p4j_gemm(ctx, 2, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
-        c.add(bad("p4j_gemm", "m < 0", "m", () -> Peft4j.p4j_gemm(ctx, 0, 0, -2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
-        c.add(bad("p4j_gemm", "k < 0", "k", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, -4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
-        c.add(bad("p4j_gemm", "lda < k", "lda", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 3, f[1], 2, 0, f[2], 2)));
-        c.add(bad("p4j_gemm", "lda < m (a transposed)", "lda", () -> Peft4j.p4j_gemm(ctx, 1, 0, 4, 2, 2, 1, f[0], 3, f[1], 2, 0, f[2], 2)));
-        c.add(bad("p4j_gemm", "ldb < n", "ldb", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 3, 4, 1, f[0], 4, f[1], 2, 0, f[2], 3)));
-        c.add(bad("p4j_gemm", "ldc < n", "ldc", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 1)));
-        c.add(bad("p4j_gemm", "null a", "a", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, NULL, 4, f[1], 2, 0, f[2], 2)));
-        c.add(bad("p4j_gemm", "null c", "c", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, NULL, 2)));
+        c.add(bad("p4j_gemm", "null ctx", "ctx is null", () -> Peft4j.p4j_gemm(NULL, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "ctx not a context", "ctx (0x", () -> Peft4j.p4j_gemm(notACtx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "trans_a = 2", "trans_a (2) is not 0 or 1", () -> Peft4j.p4j_gemm(ctx, 2, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "m < 0", "m (-2) < 0", () -> Peft4j.p4j_gemm(ctx, 0, 0, -2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "k < 0", "k (-4) < 0", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, -4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "lda < k", "lda (3) < k (4)", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 3, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "lda < m (a transposed)", "lda (3) < m (4)", () -> Peft4j.p4j_gemm(ctx, 1, 0, 4, 2, 2, 1, f[0], 3, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "ldb < n", "ldb (2) < n (3)", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 3, 4, 1, f[0], 4, f[1], 2, 0, f[2], 3)));
+        c.add(bad("p4j_gemm", "ldc < n", "ldc (1) < n (2)", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 1)));
+        c.add(bad("p4j_gemm", "null a", ": a is null", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, NULL, 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "null c", ": c is null", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, NULL, 2)));
         // t=3, d_in=4, d_out=2, r=2
-        c.add(bad("p4j_lowrank_forward", "null x", "x", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, 2, 1, NULL, f[1], f[2], f[3], f[4])));
-        c.add(bad("p4j_lowrank_forward", "r < 0", "r", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, -2, 1, f[0], f[1], f[2], f[3], f[4])));
-        c.add(bad("p4j_lowrank_forward", "null y", "y", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], NULL)));
-        c.add(bad("p4j_lowrank_backward", "null gb", "gb", () -> Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], NULL, f[5], f[0], NULL, 0)));
-        c.add(bad("p4j_lowrank_backward", "null da", "da", () -> Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], NULL, f[0], NULL, 0)));
-        c.add(bad("p4j_lowrank_backward", "t < 0", "t", () -> Peft4j.p4j_lowrank_backward(ctx, -3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], NULL, 0)));
-        c.add(bad("p4j_bias_add", "null bias", "bias", () -> Peft4j.p4j_bias_add(ctx, 3, 4, NULL, f[1])));
-        c.add(bad("p4j_bias_add", "d < 0", "d", () -> Peft4j.p4j_bias_add(ctx, 3, -4, f[0], f[1])));
-        c.add(bad("p4j_colsum", "null out", "out", () -> Peft4j.p4j_colsum(ctx, 3, 4, f[0], NULL, 0)));
-        c.add(bad("p4j_relu_forward", "n < 0", "n", () -> Peft4j.p4j_relu_forward(ctx, -1, f[0], f[1])));
-        c.add(bad("p4j_relu_forward", "null y", "y", () -> Peft4j.p4j_relu_forward(ctx, 8, f[0], NULL)));
-        c.add(bad("p4j_relu_backward", "null g", "g", () -> Peft4j.p4j_relu_backward(ctx, 8, f[0], NULL, f[2])));
-        c.add(bad("p4j_gelu_forward", "null x", "x", () -> Peft4j.p4j_gelu_forward(ctx, 8, NULL, f[1])));
-        c.add(bad("p4j_gelu_backward", "null dx", "dx", () -> Peft4j.p4j_gelu_backward(ctx, 8, f[0], f[1], NULL)));
-        c.add(bad("p4j_scale", "null x", "x", () -> Peft4j.p4j_scale(ctx, 8, 2, NULL)));
-        c.add(bad("p4j_axpy", "null y", "y", () -> Peft4j.p4j_axpy(ctx, 8, 2, f[0], NULL)));
-        c.add(bad("p4j_mul", "null out", "out", () -> Peft4j.p4j_mul(ctx, 8, f[0], f[1], NULL)));
-        c.add(bad("p4j_fill", "n < 0", "n", () -> Peft4j.p4j_fill(ctx, -8, 1, f[0])));
-        c.add(bad("p4j_copy", "null dst", "dst", () -> Peft4j.p4j_copy(ctx, 8, f[0], NULL)));
-        c.add(bad("p4j_argmax_rows", "null out", "out", () -> Peft4j.p4j_argmax_rows(ctx, 3, 4, f[0], NULL)));
-        c.add(bad("p4j_argmax_rows", "c = 0 with rows", "c", () -> Peft4j.p4j_argmax_rows(ctx, 3, 0, f[0], labels)));
-        c.add(bad("p4j_softmax_xent_forward", "label >= c", "label", () -> {
+        c.add(bad("p4j_lowrank_forward", "null x", ": x is null", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, 2, 1, NULL, f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_lowrank_forward", "r < 0", ": r (-2) < 0", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, -2, 1, f[0], f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_lowrank_forward", "null y", ": y is null", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], NULL)));
+        c.add(bad("p4j_lowrank_backward", "null gb", ": gb is null", () -> Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], NULL, f[5], f[0], NULL, 0)));
+        c.add(bad("p4j_lowrank_backward", "null da", ": da is null", () -> Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], NULL, f[0], NULL, 0)));
+        c.add(bad("p4j_lowrank_backward", "t < 0", ": t (-3) < 0", () -> Peft4j.p4j_lowrank_backward(ctx, -3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], NULL, 0)));
+        c.add(bad("p4j_bias_add", "null bias", ": bias is null", () -> Peft4j.p4j_bias_add(ctx, 3, 4, NULL, f[1])));
+        c.add(bad("p4j_bias_add", "d < 0", ": d (-4) < 0", () -> Peft4j.p4j_bias_add(ctx, 3, -4, f[0], f[1])));
+        c.add(bad("p4j_colsum", "null out", ": out is null", () -> Peft4j.p4j_colsum(ctx, 3, 4, f[0], NULL, 0)));
+        c.add(bad("p4j_relu_forward", "n < 0", ": n (-1) < 0", () -> Peft4j.p4j_relu_forward(ctx, -1, f[0], f[1])));
+        c.add(bad("p4j_relu_forward", "null y", ": y is null", () -> Peft4j.p4j_relu_forward(ctx, 8, f[0], NULL)));
+        c.add(bad("p4j_relu_backward", "null g", ": g is null", () -> Peft4j.p4j_relu_backward(ctx, 8, f[0], NULL, f[2])));
+        c.add(bad("p4j_gelu_forward", "null x", ": x is null", () -> Peft4j.p4j_gelu_forward(ctx, 8, NULL, f[1])));
+        c.add(bad("p4j_gelu_backward", "null dx", ": dx is null", () -> Peft4j.p4j_gelu_backward(ctx, 8, f[0], f[1], NULL)));
+        c.add(bad("p4j_scale", "null x", ": x is null", () -> Peft4j.p4j_scale(ctx, 8, 2, NULL)));
+        c.add(bad("p4j_axpy", "null y", ": y is null", () -> Peft4j.p4j_axpy(ctx, 8, 2, f[0], NULL)));
+        c.add(bad("p4j_mul", "null out", ": out is null", () -> Peft4j.p4j_mul(ctx, 8, f[0], f[1], NULL)));
+        c.add(bad("p4j_fill", "n < 0", ": n (-8) < 0", () -> Peft4j.p4j_fill(ctx, -8, 1, f[0])));
+        c.add(bad("p4j_copy", "null dst", ": dst is null", () -> Peft4j.p4j_copy(ctx, 8, f[0], NULL)));
+        c.add(bad("p4j_argmax_rows", "null out", ": out is null", () -> Peft4j.p4j_argmax_rows(ctx, 3, 4, f[0], NULL)));
+        c.add(bad("p4j_argmax_rows", "c = 0 with rows", ": c (0) must be > 0 when t (3) > 0", () -> Peft4j.p4j_argmax_rows(ctx, 3, 0, f[0], labels)));
+        c.add(bad("p4j_softmax_xent_forward", "label >= c", ": labels[2] (4) not in [0, 4)", () -> {
             labels.setAtIndex(ValueLayout.JAVA_INT, 2, 4);
             return Peft4j.p4j_softmax_xent_forward(ctx, 3, 4, f[0], labels, f[1], f[2]);
         }));
-        c.add(bad("p4j_softmax_xent_forward", "label < 0", "label", () -> {
+        c.add(bad("p4j_softmax_xent_forward", "label < 0", ": labels[0] (-1) not in [0, 4)", () -> {
             labels.setAtIndex(ValueLayout.JAVA_INT, 0, -1);
             return Peft4j.p4j_softmax_xent_forward(ctx, 3, 4, f[0], labels, f[1], f[2]);
         }));
-        c.add(bad("p4j_softmax_xent_forward", "null loss", "loss", () -> Peft4j.p4j_softmax_xent_forward(ctx, 3, 4, f[0], labels, f[1], NULL)));
-        c.add(bad("p4j_softmax_xent_backward", "null probs", "probs", () -> Peft4j.p4j_softmax_xent_backward(ctx, 3, 4, NULL, labels, 1, f[1])));
-        c.add(bad("p4j_softmax_xent_backward", "label >= c", "label", () -> {
+        c.add(bad("p4j_softmax_xent_forward", "null loss", ": loss is null", () -> Peft4j.p4j_softmax_xent_forward(ctx, 3, 4, f[0], labels, f[1], NULL)));
+        c.add(bad("p4j_softmax_xent_backward", "null probs", ": probs is null", () -> Peft4j.p4j_softmax_xent_backward(ctx, 3, 4, NULL, labels, 1, f[1])));
+        c.add(bad("p4j_softmax_xent_backward", "label >= c", ": labels[1] (1073741824) not in [0, 4)", () -> {
             labels.setAtIndex(ValueLayout.JAVA_INT, 1, 1 << 30);
             return Peft4j.p4j_softmax_xent_backward(ctx, 3, 4, f[0], labels, 1, f[1]);
         }));
-        c.add(bad("p4j_mse", "null loss", "loss", () -> Peft4j.p4j_mse(ctx, 8, f[0], f[1], NULL, f[2])));
-        c.add(bad("p4j_mse", "n < 0", "n", () -> Peft4j.p4j_mse(ctx, -8, f[0], f[1], f[2], NULL)));
-        c.add(bad("p4j_adamw_step", "step 0", "step", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0)));
-        c.add(bad("p4j_adamw_step", "beta1 = 1", "beta1", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 1f, 0.999f, 1e-8f, 0, 1)));
-        c.add(bad("p4j_adamw_step", "null v", "v", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1)));
-        c.add(bad("p4j_sgd_step", "momentum without buf", "buf", () -> Peft4j.p4j_sgd_step(ctx, 8, f[0], f[1], NULL, 0.1f, 0.9f, 0, 0, 1)));
-        c.add(bad("p4j_sgd_step", "n < 0", "n", () -> Peft4j.p4j_sgd_step(ctx, -8, f[0], f[1], f[2], 0.1f, 0.9f, 0, 0, 1)));
-        c.add(bad("p4j_sumsq", "null out", "out", () -> Peft4j.p4j_sumsq(ctx, 8, f[0], NULL)));
-        c.add(bad("p4j_rng_uniform", "n < 0", "n", () -> Peft4j.p4j_rng_uniform(ctx, -8, 1, 0, 0, 1, f[0])));
-        c.add(bad("p4j_rng_uniform", "offset < 0", "offset", () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, -4, 0, 1, f[0])));
-        c.add(bad("p4j_rng_uniform", "null out", "out", () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, 0, 0, 1, NULL)));
-        c.add(bad("p4j_rng_normal", "std < 0", "std", () -> Peft4j.p4j_rng_normal(ctx, 8, 1, 0, 0, -1, f[0])));
-        c.add(bad("p4j_rng_kaiming_uniform", "fan_in 0", "fan_in", () -> Peft4j.p4j_rng_kaiming_uniform(ctx, 8, 1, 0, 0, 0, f[0])));
-        c.add(bad("p4j_dropout_forward", "p = 1", "p", () -> Peft4j.p4j_dropout_forward(ctx, 8, 1f, 1, 0, f[0], mask, f[1])));
-        c.add(bad("p4j_dropout_forward", "p < 0", "p", () -> Peft4j.p4j_dropout_forward(ctx, 8, -0.5f, 1, 0, f[0], mask, f[1])));
-        c.add(bad("p4j_dropout_forward", "null mask", "mask", () -> Peft4j.p4j_dropout_forward(ctx, 8, 0.5f, 1, 0, f[0], NULL, f[1])));
-        c.add(bad("p4j_dropout_backward", "p = 1", "p", () -> Peft4j.p4j_dropout_backward(ctx, 8, 1f, mask, f[0], f[1])));
-        c.add(bad("p4j_dropout_backward", "null g", "g", () -> Peft4j.p4j_dropout_backward(ctx, 8, 0.5f, mask, NULL, f[1])));
-        c.add(bad("p4j_fma_peak", "null flops", "flops", () -> Peft4j.p4j_fma_peak(ctx, 10, NULL, f[0])));
-        c.add(bad("p4j_fma_peak", "iters < 0", "iters", () -> Peft4j.p4j_fma_peak(ctx, -10, i64, f[0])));
-        c.add(bad("p4j_ctx_create", "threads < 0", "threads", () -> Peft4j.p4j_ctx_create(-1, ctxOut)));
-        c.add(bad("p4j_ctx_create", "null out", "out", () -> Peft4j.p4j_ctx_create(1, NULL)));
-        c.add(bad("p4j_ctx_threads", "null threads", "threads", () -> Peft4j.p4j_ctx_threads(ctx, NULL)));
-        c.add(bad("p4j_ctx_threads", "null ctx", "ctx", () -> Peft4j.p4j_ctx_threads(NULL, f[0])));
-        c.add(bad("p4j_ctx_destroy", "not a context", "ctx", () -> Peft4j.p4j_ctx_destroy(notACtx)));
-        c.add(bad("p4j_version", "null major", "major", () -> Peft4j.p4j_version(NULL, f[0], f[1])));
-        c.add(bad("p4j_cpu_features", "null features", "features", () -> Peft4j.p4j_cpu_features(NULL)));
-        c.add(bad("p4j_mem_advise_huge", "null ptr with bytes", "ptr", () -> Peft4j.p4j_mem_advise_huge(NULL, 4096)));
-        c.add(bad("p4j_mem_advise_huge", "bytes < 0", "bytes", () -> Peft4j.p4j_mem_advise_huge(f[0], -1)));
+        c.add(bad("p4j_mse", "null loss", ": loss is null", () -> Peft4j.p4j_mse(ctx, 8, f[0], f[1], NULL, f[2])));
+        c.add(bad("p4j_mse", "n < 0", ": n (-8) < 0", () -> Peft4j.p4j_mse(ctx, -8, f[0], f[1], f[2], NULL)));
+        c.add(bad("p4j_adamw_step", "step 0", ": step (0) < 1", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0)));
+        c.add(bad("p4j_adamw_step", "beta1 = 1", ": beta1 (1) not in [0, 1)", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 1f, 0.999f, 1e-8f, 0, 1)));
+        c.add(bad("p4j_adamw_step", "null v", ": v is null", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1)));
+        c.add(bad("p4j_sgd_step", "momentum without buf", ": buf (momentum != 0) is null", () -> Peft4j.p4j_sgd_step(ctx, 8, f[0], f[1], NULL, 0.1f, 0.9f, 0, 0, 1)));
+        c.add(bad("p4j_sgd_step", "n < 0", ": n (-8) < 0", () -> Peft4j.p4j_sgd_step(ctx, -8, f[0], f[1], f[2], 0.1f, 0.9f, 0, 0, 1)));
+        c.add(bad("p4j_sumsq", "null out", ": out is null", () -> Peft4j.p4j_sumsq(ctx, 8, f[0], NULL)));
+        c.add(bad("p4j_rng_uniform", "n < 0", ": n (-8) < 0", () -> Peft4j.p4j_rng_uniform(ctx, -8, 1, 0, 0, 1, f[0])));
+        c.add(bad("p4j_rng_uniform", "offset < 0", ": offset (-4) < 0", () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, -4, 0, 1, f[0])));
+        c.add(bad("p4j_rng_uniform", "null out", ": out is null", () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, 0, 0, 1, NULL)));
+        c.add(bad("p4j_rng_normal", "std < 0", ": std (-1) < 0", () -> Peft4j.p4j_rng_normal(ctx, 8, 1, 0, 0, -1, f[0])));
+        c.add(bad("p4j_rng_kaiming_uniform", "fan_in 0", ": fan_in (0) <= 0", () -> Peft4j.p4j_rng_kaiming_uniform(ctx, 8, 1, 0, 0, 0, f[0])));
+        c.add(bad("p4j_dropout_forward", "p = 1", ": p (1) not in [0, 1)", () -> Peft4j.p4j_dropout_forward(ctx, 8, 1f, 1, 0, f[0], mask, f[1])));
+        c.add(bad("p4j_dropout_forward", "p < 0", ": p (-0.5) not in [0, 1)", () -> Peft4j.p4j_dropout_forward(ctx, 8, -0.5f, 1, 0, f[0], mask, f[1])));
+        c.add(bad("p4j_dropout_forward", "null mask", ": mask is null", () -> Peft4j.p4j_dropout_forward(ctx, 8, 0.5f, 1, 0, f[0], NULL, f[1])));
+        c.add(bad("p4j_dropout_backward", "p = 1", ": p (1) not in [0, 1)", () -> Peft4j.p4j_dropout_backward(ctx, 8, 1f, mask, f[0], f[1])));
+        c.add(bad("p4j_dropout_backward", "null g", ": g is null", () -> Peft4j.p4j_dropout_backward(ctx, 8, 0.5f, mask, NULL, f[1])));
+        c.add(bad("p4j_fma_peak", "null flops", ": flops is null", () -> Peft4j.p4j_fma_peak(ctx, 10, NULL, f[0])));
+        c.add(bad("p4j_fma_peak", "iters < 0", ": iters (-10) < 0", () -> Peft4j.p4j_fma_peak(ctx, -10, i64, f[0])));
+        c.add(bad("p4j_ctx_create", "threads < 0", ": threads (-1) < 0", () -> Peft4j.p4j_ctx_create(-1, ctxOut)));
+        c.add(bad("p4j_ctx_create", "null out", ": out is null", () -> Peft4j.p4j_ctx_create(1, NULL)));
+        c.add(bad("p4j_ctx_threads", "null threads", ": threads is null", () -> Peft4j.p4j_ctx_threads(ctx, NULL)));
+        c.add(bad("p4j_ctx_threads", "null ctx", ": ctx is null", () -> Peft4j.p4j_ctx_threads(NULL, f[0])));
+        c.add(bad("p4j_ctx_destroy", "not a context", ": ctx (0x", () -> Peft4j.p4j_ctx_destroy(notACtx)));
+        c.add(bad("p4j_version", "null major", ": major is null", () -> Peft4j.p4j_version(NULL, f[0], f[1])));
+        c.add(bad("p4j_cpu_features", "null features", ": features is null", () -> Peft4j.p4j_cpu_features(NULL)));
+        c.add(bad("p4j_mem_advise_huge", "null ptr with bytes", ": ptr is null", () -> Peft4j.p4j_mem_advise_huge(NULL, 4096)));
+        c.add(bad("p4j_mem_advise_huge", "bytes < 0", ": bytes (-1) < 0", () -> Peft4j.p4j_mem_advise_huge(f[0], -1)));
+        c.add(bad("p4j_mem_advise_huge", "range wraps around", ": ptr (0xfffffffffffff000) + bytes (8192) wraps around",
+                () -> Peft4j.p4j_mem_advise_huge(MemorySegment.ofAddress(-4096L), 8192)));
+        c.add(bad("p4j_fill", "n = 2^61", ": [n] size [2305843009213693952, 1] overflows int64", () -> Peft4j.p4j_fill(ctx, 1L << 61, 1, f[0])));
+        c.add(bad("p4j_lowrank_forward", "s NaN", ": s (nan) is not finite", () -> Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, 2, Float.NaN, f[0], f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_rng_uniform", "offset + n overflows", ": offset (9223372036854775804) + n (8) overflows int64",
+                () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, Long.MAX_VALUE - 3, 0, 1, f[0])));
+        c.add(bad("p4j_argmax_rows", "c > INT32_MAX", ": c (2147483648) > INT32_MAX", () -> Peft4j.p4j_argmax_rows(ctx, 1, 1L << 31, f[0], labels)));
+        c.add(bad("p4j_ctx_create", "threads > 1024", ": threads (1025) > 1024", () -> Peft4j.p4j_ctx_create(1025, ctxOut)));
+        c.add(bad("p4j_fma_peak", "iters overflows the flop count", ": iters (9223372036854775807) makes the flop count overflow",
+                () -> Peft4j.p4j_fma_peak(ctx, Long.MAX_VALUE, i64, f[0])));
         return c.stream();
     }
 
@@ -205,9 +216,59 @@ class NativeAbiTest {
         assertEquals(0, Peft4j.p4j_gemm(ctx, 0, 0, 0, 0, 0, 1, NULL, 0, NULL, 0, 0, NULL, 0), () -> lastError());
         assertEquals(0, Peft4j.p4j_ctx_destroy(NULL), "destroying NULL is a no-op, like free(NULL)");
         assertEquals(0, Peft4j.p4j_mem_advise_huge(NULL, 0), () -> lastError());
+        f[0].setAtIndex(ValueLayout.JAVA_FLOAT, 0, Float.NaN);
+        assertEquals(0, Peft4j.p4j_mse(ctx, 0, NULL, NULL, f[0], NULL), () -> lastError());
+        assertEquals(0f, f[0].getAtIndex(ValueLayout.JAVA_FLOAT, 0), "the mean of no squares is 0");
         // A valid lowrank backward with dx = NULL (documented "may be null").
         assertEquals(0, Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], NULL, 0),
                 () -> lastError());
+    }
+
+    /**
+     * A copy of 16 MiB or more streams (non-temporal stores) only when dst is 4-byte aligned
+     * (native/cpu/elementwise.cpp p4j_copy); Java's tensors always are, so the other side, a byte-
+     * misaligned dst taking memcpy, is reached through the raw ABI. The aligned side:
+     * ElementwiseTest#copyBelowAndFromTheStreamingSizeIsExact.
+     */
+    @Test
+    void largeCopyToAByteMisalignedDestinationIsExact() {
+        long n = (16L << 20) / 4 + 5;
+        java.util.SplittableRandom rnd = new java.util.SplittableRandom(KernelTesting.mix(KernelTesting.BASE_SEED ^ 0xC0B1L));
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment src = a.allocate(n * 4, 64), dst = a.allocate(n * 4 + 2, 64);
+            for (long i = 0; i < n; i++) src.setAtIndex(ValueLayout.JAVA_FLOAT, i, (float) (1 + rnd.nextDouble()));
+            dst.fill((byte) 0x5A);
+            assertEquals(0, Peft4j.p4j_copy(ctx, n, src, dst.asSlice(1)), () -> lastError());
+            assertEquals(-1, src.mismatch(dst.asSlice(1, n * 4)), "misaligned copy differs from the source");
+            assertEquals((byte) 0x5A, dst.get(ValueLayout.JAVA_BYTE, 0), "copy wrote before dst");
+            assertEquals((byte) 0x5A, dst.get(ValueLayout.JAVA_BYTE, n * 4 + 1), "copy wrote past dst + n");
+        }
+    }
+
+    /** t = 0 or r = 0: nothing to compute (h and gb empty, y and dx += 0); nothing is written. */
+    @Test
+    void emptyLowrankCallsAreNoOps() {
+        fillSentinels();
+        byte[] before = snapshot();
+        assertEquals(0, Peft4j.p4j_lowrank_forward(ctx, 0, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4]), () -> lastError());
+        assertEquals(0, Peft4j.p4j_lowrank_forward(ctx, 3, 4, 2, 0, 1, f[0], f[1], f[2], f[3], f[4]), () -> lastError());
+        assertEquals(0, Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 0, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], f[2], 1),
+                () -> lastError());
+        assertArrayEquals(before, snapshot(), "an empty low-rank call wrote to a buffer");
+    }
+
+    /** threads = 0 asks for every core (native/cpu/abi.cpp p4j_ctx_create). */
+    @Test
+    void zeroThreadsMeansEveryCore() {
+        assertEquals(0, Peft4j.p4j_ctx_create(0, ctxOut), () -> lastError());
+        MemorySegment c = ctxOut.get(ValueLayout.ADDRESS, 0);
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment n = a.allocate(ValueLayout.JAVA_INT);
+            assertEquals(0, Peft4j.p4j_ctx_threads(c, n), () -> lastError());
+            assertEquals(Runtime.getRuntime().availableProcessors(), n.get(ValueLayout.JAVA_INT, 0));
+        } finally {
+            assertEquals(0, Peft4j.p4j_ctx_destroy(c), () -> lastError());
+        }
     }
 
     @Test
