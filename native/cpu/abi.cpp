@@ -73,8 +73,11 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+// Called only on a CPU without AVX-512 (a CPU fact: not reached on this project's AVX-512 machines).
 bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
+// Every side (no cap, avx2 cap, baseline cap): IsaTest in the kernels-avx512/-avx2/-baseline runs of
+// tests/pom.xml; a request this CPU cannot honour skips that run (IsaRun).
 Isa detect_isa() {
   __builtin_cpu_init();
   Isa isa = cpu_has_avx512() ? Isa::avx512 : (cpu_has_avx2() ? Isa::avx2 : Isa::baseline);

@@ -174,6 +174,8 @@ int32_t p4j_colsum(p4j_ctx* ctx, int64_t t, int64_t d, const float* x, float* ou
     if (d == 0) return P4J_OK;
     // Each column is summed over rows in order by one thread: the result does not depend on
     // the thread count. Threads take blocks of columns.
+    // One block / several (last one partial): ElementwiseTest#colsumOverwritesAndAccumulates 1000 x 129
+    // / 1 x 257. nt > blocks: 1000 x 129 on >= 2 cores / ThreadCountTest#colsumAndSumsqAreBitIdentical.
     int64_t blocks = (d + kColBlock - 1) / kColBlock;
     int nt = threads_for(ctx, t * d, kGrain);
     if (nt > blocks) nt = static_cast<int>(blocks);
@@ -283,7 +285,7 @@ int32_t p4j_copy(p4j_ctx* ctx, int64_t n, const float* src, float* dst) {
     P4J_TRY(check_n(fn, ctx, n));
     P4J_TRY(check_ptr(fn, "src", src, n));
     P4J_TRY(check_ptr(fn, "dst", dst, n));
-    if (n == 0 || src == dst) return P4J_OK;
+    if (n == 0 || src == dst) return P4J_OK;  // NativeAbiTest#emptySizesWithNullPointersAreFine
     uintptr_t s = reinterpret_cast<uintptr_t>(src), d = reinterpret_cast<uintptr_t>(dst);
     uintptr_t bytes = static_cast<uintptr_t>(n) * sizeof(float);
     if (s < d + bytes && d < s + bytes)

@@ -64,6 +64,8 @@ int32_t check_finite(const char* fn, const char* name, float v);
 // Elements per thread below which a loop runs on fewer threads (memory-bound streams).
 constexpr int64_t kGrain = 32768;
 
+// Small work: one thread, else up to ctx->threads; both sides run in ThreadCountTest (cpu(1),
+// cpu(2) on sizes above 2·kGrain) and in every test of a small and a large size.
 inline int threads_for(const p4j_ctx* ctx, int64_t work, int64_t grain) {
   int64_t by_size = work / grain;
   if (by_size < 1) by_size = 1;
@@ -95,7 +97,7 @@ template <class F>
 inline void parallel_rows(const p4j_ctx* ctx, int64_t rows, int64_t cols, int64_t grain, F&& f) {
   int64_t work = rows * (cols > 0 ? cols : 1);
   int nt = threads_for(ctx, work, grain);
-  if (nt > rows) nt = static_cast<int>(rows);
+  if (nt > rows) nt = static_cast<int>(rows);  // LossTest#softmaxXentMatchesReference 1 x 70001 / any
   if (nt <= 1) {
     f(int64_t{0}, rows);
     return;
@@ -119,11 +121,14 @@ inline double deterministic_sum(const p4j_ctx* ctx, int64_t n, int64_t min_chunk
                                 int64_t item_cost, F&& f) {
   if (n <= 0) return 0.0;
   int64_t chunk = (n + kMaxChunks - 1) / kMaxChunks;
+  // true: mse and sumsq below 2^23 elements (min_chunk 8192); false: softmax xent (min_chunk 1).
   if (chunk < min_chunk) chunk = min_chunk;
   chunk = (chunk + align - 1) / align * align;
   int64_t chunks = (n + chunk - 1) / chunk;
   double partial[kMaxChunks];
   int nt = threads_for(ctx, n * item_cost, kGrain);
+  // true: LossTest#softmaxXentMatchesReference 1 x 70001 on >= 2 cores (one chunk, a 2-thread work
+  // size); false: ThreadCountTest#colsumAndSumsqAreBitIdentical (sumsq n = 2000003 on cpu(2)).
   if (nt > chunks) nt = static_cast<int>(chunks);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t c = 0; c < chunks; ++c) {

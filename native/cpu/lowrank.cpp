@@ -196,6 +196,9 @@ P4J_INLINE void lane_sums(const vf<W>* acc, float* sums) {
 }
 
 // Register tiles (accumulator vectors) per width: 32 registers for AVX-512, 16 otherwise.
+// The tile-remainder branches below (ranks, rows, columns left over by a full tile, strips of
+// n % W columns) are run by LowRankTest's ranks 1, 3, 5, 7, 8, 12, 16, 33, 64 and sizes of
+// every residue, in each ISA run; tests/coverage.sh lists any branch left unrun.
 template <int W>
 struct Tile {  // W = 8 and 4
   static constexpr int dot_m = 2, dot_k = 4;  // rowdot: rows x ranks

@@ -130,6 +130,7 @@ class NativeAbiTest {
         c.add(bad("p4j_mul", "null out", ": out is null", () -> Peft4j.p4j_mul(ctx, 8, f[0], f[1], NULL)));
         c.add(bad("p4j_fill", "n < 0", ": n (-8) < 0", () -> Peft4j.p4j_fill(ctx, -8, 1, f[0])));
         c.add(bad("p4j_copy", "null dst", ": dst is null", () -> Peft4j.p4j_copy(ctx, 8, f[0], NULL)));
+        c.add(bad("p4j_copy", "dst overlaps src", ") overlap for n (8) floats", () -> Peft4j.p4j_copy(ctx, 8, f[0], f[0].asSlice(16))));
         c.add(bad("p4j_argmax_rows", "null out", ": out is null", () -> Peft4j.p4j_argmax_rows(ctx, 3, 4, f[0], NULL)));
         c.add(bad("p4j_argmax_rows", "c = 0 with rows", ": c (0) must be > 0 when t (3) > 0", () -> Peft4j.p4j_argmax_rows(ctx, 3, 0, f[0], labels)));
         c.add(bad("p4j_softmax_xent_forward", "label >= c", ": labels[2] (4) not in [0, 4)", () -> {
@@ -211,6 +212,9 @@ class NativeAbiTest {
     void emptySizesWithNullPointersAreFine() {
         assertEquals(0, Peft4j.p4j_fill(ctx, 0, 1f, NULL), () -> lastError());
         assertEquals(0, Peft4j.p4j_copy(ctx, 0, NULL, NULL), () -> lastError());
+        f[5].setAtIndex(ValueLayout.JAVA_FLOAT, 3, 1.75f);
+        assertEquals(0, Peft4j.p4j_copy(ctx, 8, f[5], f[5]), () -> lastError()); // onto itself: nothing to do
+        assertEquals(1.75f, f[5].getAtIndex(ValueLayout.JAVA_FLOAT, 3));
         assertEquals(0, Peft4j.p4j_relu_forward(ctx, 0, NULL, NULL), () -> lastError());
         assertEquals(0, Peft4j.p4j_rng_normal(ctx, 0, 5, 0, 0, 1, NULL), () -> lastError());
         assertEquals(0, Peft4j.p4j_gemm(ctx, 0, 0, 0, 0, 0, 1, NULL, 0, NULL, 0, 0, NULL, 0), () -> lastError());
