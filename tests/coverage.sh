@@ -46,7 +46,7 @@ gcovr -r "$root" --filter 'native/cpu/' --object-directory "$build" --exclude-th
 csv=tests/target/site/jacoco-aggregate/jacoco.csv
 echo
 echo "==== Java (JaCoCo; HTML: tests/target/site/jacoco-aggregate/index.html) ===="
-awk -F, 'NR > 1 { m = $1; bm[m] += $6; bc[m] += $7; lm[m] += $8; lc[m] += $9; BM += $6; BC += $7; LM += $8; LC += $9 }
+awk -F, 'NR > 1 { m = $1; sub(/.*\//, "", m); bm[m] += $6; bc[m] += $7; lm[m] += $8; lc[m] += $9; BM += $6; BC += $7; LM += $8; LC += $9 }
   function pct(c, m) { return (c + m) > 0 ? sprintf("%5.1f%%", 100 * c / (c + m)) : "  n/a" }
   END {
     printf "%-24s %16s %18s\n", "module", "lines", "branches"
@@ -55,4 +55,4 @@ awk -F, 'NR > 1 { m = $1; bm[m] += $6; bc[m] += $7; lm[m] += $8; lc[m] += $9; BM
   }' "$csv"
 echo
 echo "Java classes with uncovered lines (missed/total):"
-awk -F, 'NR > 1 && $8 > 0 { printf "  %s.%s %d/%d\n", $2, $3, $8, $8 + $9 }' "$csv" | sort -t' ' -k2 -rn | head -40
+awk -F, 'NR > 1 && $8 > 0 { printf "%6d/%-6d %s.%s\n", $8, $8 + $9, $2, $3 }' "$csv" | sort -rn | head -40

@@ -240,8 +240,9 @@ int32_t p4j_ctx_create(int32_t threads, p4j_ctx** out) {
     if (threads < 0) return fail(P4J_EINVAL, "p4j_ctx_create: threads (%d) < 0", threads);
     if (threads > 1024) return fail(P4J_EINVAL, "p4j_ctx_create: threads (%d) > 1024", threads);
     if (threads == 0) threads = omp_get_num_procs();  // NativeAbiTest#zeroThreadsMeansEveryCore
-    if (threads < 1) threads = 1;
+    if (threads < 1) threads = 1;  // guard: omp_get_num_procs() is >= 1, not reachable
     p4j_ctx* ctx = new (std::nothrow) p4j_ctx;
+    // An 8-byte allocation failing: not reachable in a test.
     if (ctx == nullptr) return fail(P4J_ENOMEM, "p4j_ctx_create: out of memory");
     ctx->magic = kCtxMagic;
     ctx->threads = threads;
@@ -279,11 +280,12 @@ int32_t p4j_mem_advise_huge(void* ptr, int64_t bytes) {
       return fail(P4J_EINVAL, "p4j_mem_advise_huge: ptr (%p) + bytes (%lld) wraps around the address space", ptr,
                   static_cast<long long>(bytes));
     long page_l = sysconf(_SC_PAGESIZE);
-    uintptr_t page = page_l > 0 ? static_cast<uintptr_t>(page_l) : 4096;
+    uintptr_t page = page_l > 0 ? static_cast<uintptr_t>(page_l) : 4096;  // sysconf cannot fail on Linux
     uintptr_t lo = (begin + page - 1) / page * page;
     uintptr_t hi = (begin + static_cast<uintptr_t>(bytes)) / page * page;
 #ifdef MADV_HUGEPAGE
     // Advice only: kernels without transparent huge pages answer EINVAL, which is not an error here.
+    // No whole page inside / some: NativeAbiTest#emptySizesWithNullPointersAreFine / Tensors >= 2 MiB.
     if (hi > lo) (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
 #endif
     return P4J_OK;

@@ -590,7 +590,7 @@ P4J_INLINE void fwd_body(const LowrankArgs& p, int64_t id, int64_t cnt) {
   if (m <= 0) return;  // a thread without rows: LowRankTest SWITCH_SIZES t = 1 (two threads, one row)
   alignas(64) float bt[kBtFloats];
   alignas(64) float at[kDirectMaxRank * W];
-  if (p.d_in % W != 0) a_tail<W>(p.a, p.r, p.d_in, at);  // LowRankTest SIZES: d_in = 33, 7 / 1, 257 at W = 4
+  if (p.d_in % W != 0) a_tail<W>(p.a, p.r, p.d_in, at);  // LowRankTest d_in = 33 / SWITCH_SIZES d_in = 128
   float* h = p.h_out + i0 * p.r;
   rowdot<W>(m, p.d_in, p.x + i0 * p.d_in, p.d_in, p.a, p.d_in, at, W, p.r, h, p.r, false);
   const int64_t obmax = bt_cols(p.r);

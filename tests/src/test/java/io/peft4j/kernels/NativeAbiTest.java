@@ -186,7 +186,126 @@ class NativeAbiTest {
         c.add(bad("p4j_ctx_create", "threads > 1024", ": threads (1025) > 1024", () -> Peft4j.p4j_ctx_create(1025, ctxOut)));
         c.add(bad("p4j_fma_peak", "iters overflows the flop count", ": iters (9223372036854775807) makes the flop count overflow",
                 () -> Peft4j.p4j_fma_peak(ctx, Long.MAX_VALUE, i64, f[0])));
+        c.add(bad("p4j_gemm", "trans_b = 3", ": trans_b (3) is not 0 or 1", () -> Peft4j.p4j_gemm(ctx, 0, 3, 2, 2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "n < 0", ": n (-2) < 0", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, -2, 4, 1, f[0], 4, f[1], 2, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "ldb < k (b transposed)", ": ldb (3) < k (4)", () -> Peft4j.p4j_gemm(ctx, 0, 1, 2, 2, 4, 1, f[0], 4, f[1], 3, 0, f[2], 2)));
+        c.add(bad("p4j_gemm", "null b", ": b is null", () -> Peft4j.p4j_gemm(ctx, 0, 0, 2, 2, 4, 1, f[0], 4, NULL, 2, 0, f[2], 2)));
+        // Each of lowrank's five matrices as the first whose element count overflows.
+        long big = 1L << 31;
+        c.add(bad("p4j_lowrank_forward", "x overflows", ": x [t, d_in] size [2147483648, 2147483648] overflows",
+                () -> Peft4j.p4j_lowrank_forward(ctx, big, big, 1, 1, 1, f[0], f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_lowrank_forward", "a overflows", ": a [r, d_in] size [2147483648, 2147483648] overflows",
+                () -> Peft4j.p4j_lowrank_forward(ctx, 1, big, 1, big, 1, f[0], f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_lowrank_forward", "b overflows", ": b [d_out, r] size [2147483648, 2147483648] overflows",
+                () -> Peft4j.p4j_lowrank_forward(ctx, 1, 1, big, big, 1, f[0], f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_lowrank_forward", "h overflows", ": h [t, r] size [2147483648, 2147483648] overflows",
+                () -> Peft4j.p4j_lowrank_forward(ctx, big, 1, 1, big, 1, f[0], f[1], f[2], f[3], f[4])));
+        c.add(bad("p4j_lowrank_backward", "y, g overflow", ": y, g [t, d_out] size [2147483648, 2147483648] overflows",
+                () -> Peft4j.p4j_lowrank_backward(ctx, big, 1, big, 1, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], NULL, 0)));
+        c.add(bad("p4j_rng_uniform", "lo > hi", ": lo (2) > hi (1)", () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, 0, 2, 1, f[0])));
+        c.add(bad("p4j_rng_uniform", "hi - lo overflows", ": hi - lo overflows float (lo -3e+38, hi 3e+38)",
+                () -> Peft4j.p4j_rng_uniform(ctx, 8, 1, 0, -3e38f, 3e38f, f[0])));
+        c.addAll(everyArgument());
         return c.stream();
+    }
+
+    /**
+     * One bad call per checked argument of every entry point, generated from its signature: in
+     * each spec token, ctx is the context; @x a float buffer, #x an int32 buffer, %x a byte buffer,
+     * &x an int64 buffer (null: "x is null"); x=3 a size (-1: "x (-1)", and 2^61, which makes some
+     * [rows, cols] operand overflow: "2305843009213693952 ... overflows"); x^3 another checked
+     * integer (-1 only); x~0.5 a float that must be finite (NaN: "x (nan)"); x!0.5, x:5 and x|0
+     * unchecked float, int64 and int32 values; ?@x a buffer that may be null. Sizes are small
+     * enough for the 64-float buffers, so only the argument made bad can be at fault.
+     */
+    static final String[] SPECS = {
+        "p4j_lowrank_forward ctx t=3 d_in=4 d_out=2 r=2 s~0.5 @x @a @b @h @y",
+        "p4j_lowrank_backward ctx t=3 d_in=4 d_out=2 r=2 s~0.5 @x @a @b @h @g @gb @da @db ?@dx accumulate|0",
+        "p4j_bias_add ctx t=3 d=4 @bias @y",
+        "p4j_colsum ctx t=3 d=4 @x @out accumulate|0",
+        "p4j_relu_forward ctx n=8 @x @y",
+        "p4j_relu_backward ctx n=8 @x @g @dx",
+        "p4j_gelu_forward ctx n=8 @x @y",
+        "p4j_gelu_backward ctx n=8 @x @g @dx",
+        "p4j_scale ctx n=8 alpha!2 @x",
+        "p4j_axpy ctx n=8 alpha!2 @x @y",
+        "p4j_mul ctx n=8 @x @y @out",
+        "p4j_fill ctx n=8 value!2 @x",
+        "p4j_copy ctx n=8 @src @dst",
+        "p4j_argmax_rows ctx t=3 c=4 @x #out",
+        "p4j_softmax_xent_forward ctx t=3 c=4 @logits #labels @probs @loss",
+        "p4j_softmax_xent_backward ctx t=3 c=4 @probs #labels scale~1 @dlogits",
+        "p4j_mse ctx n=8 @pred @target @loss ?@g",
+        "p4j_adamw_step ctx n=8 @param @grad @m @v lr~0.001 beta1~0.9 beta2~0.999 eps~1e-8 weight_decay~0 step^1",
+        "p4j_sgd_step ctx n=8 @param @grad ?@buf lr~0.1 momentum~0 weight_decay~0 nesterov|0 first|1",
+        "p4j_sumsq ctx n=8 @x @out",
+        "p4j_rng_uniform ctx n=8 seed:1 offset^0 lo~0 hi~1 @out",
+        "p4j_rng_normal ctx n=8 seed:1 offset^0 mean~0 std~1 @out",
+        "p4j_rng_kaiming_uniform ctx n=8 seed:1 offset^0 fan_in^3 a~0 @out",
+        "p4j_dropout_forward ctx n=8 p~0.5 seed:1 offset^0 @x %mask @y",
+        "p4j_dropout_backward ctx n=8 p~0.5 %mask @g @dx",
+        "p4j_fma_peak ctx iters^10 &flops @sink",
+        "p4j_version #major #minor #patch",
+        "p4j_ctx_threads ctx #threads",
+    };
+
+    static List<Arguments> everyArgument() {
+        List<Arguments> out = new ArrayList<>();
+        for (String spec : SPECS) {
+            String[] tok = spec.split(" ");
+            String fn = tok[0];
+            String[] args = java.util.Arrays.copyOfRange(tok, 1, tok.length);
+            for (int i = 0; i < args.length; i++) {
+                String t = args[i], name = t.replaceAll("^[@#%&?]+|[=^~!:|].*$", "");
+                if (t.equals("ctx")) {
+                    out.add(bad(fn, "null ctx", "ctx is null", invoke(fn, args, i, NULL)));
+                } else if (t.matches("[@#%&]\\w+")) {
+                    out.add(bad(fn, "null " + name, ": " + name + " is null", invoke(fn, args, i, NULL)));
+                } else if (t.contains("=") || t.contains("^")) {
+                    out.add(bad(fn, name + " = -1", ": " + name + " (-1)", invoke(fn, args, i, -1L)));
+                    if (t.contains("=")) {
+                        out.add(bad(fn, name + " = 2^61", "2305843009213693952", invoke(fn, args, i, 1L << 61)));
+                    }
+                } else if (t.contains("~")) {
+                    out.add(bad(fn, name + " NaN", ": " + name + " (nan)", invoke(fn, args, i, Float.NaN)));
+                }
+            }
+        }
+        return out;
+    }
+
+    /** A call of fn with the spec's valid arguments, argument `bad` replaced by badValue. */
+    static Call invoke(String fn, String[] spec, int bad, Object badValue) {
+        java.lang.reflect.Method m = java.util.Arrays.stream(Peft4j.class.getMethods())
+                .filter(x -> x.getName().equals(fn) && x.getParameterCount() == spec.length)
+                .findFirst().orElseThrow(() -> new AssertionError("no stub " + fn + " with " + spec.length + " parameters"));
+        return () -> {
+            Class<?>[] types = m.getParameterTypes();
+            Object[] v = new Object[spec.length];
+            int buf = 0;
+            for (int i = 0; i < spec.length; i++) {
+                String t = spec[i];
+                Object val;
+                if (t.equals("ctx")) val = ctx;
+                else if (t.contains("@")) val = f[buf++ % f.length];
+                else if (t.startsWith("#")) val = labels;
+                else if (t.startsWith("%")) val = mask;
+                else if (t.startsWith("&")) val = i64;
+                else val = Double.parseDouble(t.replaceAll("^.*[=^~!:|]", ""));
+                if (i == bad) val = badValue;
+                if (val instanceof Number num) {
+                    if (types[i] == long.class) val = num.longValue();
+                    else if (types[i] == int.class) val = num.intValue();
+                    else val = num.floatValue();
+                }
+                v[i] = val;
+            }
+            try {
+                return (Integer) m.invoke(null, v);
+            } catch (ReflectiveOperationException e) {
+                throw new AssertionError(fn + ": " + e, e);
+            }
+        };
     }
 
     @ParameterizedTest(name = "{0}: {1}")
@@ -220,6 +339,7 @@ class NativeAbiTest {
         assertEquals(0, Peft4j.p4j_gemm(ctx, 0, 0, 0, 0, 0, 1, NULL, 0, NULL, 0, 0, NULL, 0), () -> lastError());
         assertEquals(0, Peft4j.p4j_ctx_destroy(NULL), "destroying NULL is a no-op, like free(NULL)");
         assertEquals(0, Peft4j.p4j_mem_advise_huge(NULL, 0), () -> lastError());
+        assertEquals(0, Peft4j.p4j_mem_advise_huge(f[0], FLOATS * 4), () -> lastError()); // no whole page: no advice
         f[0].setAtIndex(ValueLayout.JAVA_FLOAT, 0, Float.NaN);
         assertEquals(0, Peft4j.p4j_mse(ctx, 0, NULL, NULL, f[0], NULL), () -> lastError());
         assertEquals(0f, f[0].getAtIndex(ValueLayout.JAVA_FLOAT, 0), "the mean of no squares is 0");
