@@ -343,6 +343,15 @@ class NativeAbiTest {
         f[0].setAtIndex(ValueLayout.JAVA_FLOAT, 0, Float.NaN);
         assertEquals(0, Peft4j.p4j_mse(ctx, 0, NULL, NULL, f[0], NULL), () -> lastError());
         assertEquals(0f, f[0].getAtIndex(ValueLayout.JAVA_FLOAT, 0), "the mean of no squares is 0");
+        f[0].setAtIndex(ValueLayout.JAVA_FLOAT, 0, Float.NaN);
+        assertEquals(0, Peft4j.p4j_softmax_xent_forward(ctx, 0, 4, NULL, NULL, NULL, f[0]), () -> lastError());
+        assertEquals(0f, f[0].getAtIndex(ValueLayout.JAVA_FLOAT, 0), "the mean loss of no rows is 0");
+        assertEquals(0, Peft4j.p4j_softmax_xent_backward(ctx, 0, 4, NULL, NULL, 1, NULL), () -> lastError());
+        assertEquals(0, Peft4j.p4j_bias_add(ctx, 0, 4, NULL, NULL), () -> lastError());
+        assertEquals(0, Peft4j.p4j_bias_add(ctx, 3, 0, NULL, NULL), () -> lastError());
+        assertEquals(0, Peft4j.p4j_colsum(ctx, 3, 0, NULL, NULL, 0), () -> lastError());
+        assertEquals(0, Peft4j.p4j_argmax_rows(ctx, 0, 4, NULL, NULL), () -> lastError());
+        assertEquals(0, Peft4j.p4j_adamw_step(ctx, 0, NULL, NULL, NULL, NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1), () -> lastError());
         // A valid lowrank backward with dx = NULL (documented "may be null").
         assertEquals(0, Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 2, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], NULL, 0),
                 () -> lastError());
@@ -379,6 +388,15 @@ class NativeAbiTest {
         assertEquals(0, Peft4j.p4j_lowrank_backward(ctx, 3, 4, 2, 0, 1, f[0], f[1], f[2], f[3], f[4], f[5], f[0], f[1], f[2], 1),
                 () -> lastError());
         assertArrayEquals(before, snapshot(), "an empty low-rank call wrote to a buffer");
+    }
+
+    /** lo = hi: every value is lo (the clamp below hi falls back to hi itself; native/cpu/rng.cpp). */
+    @Test
+    void uniformWithLoEqualToHiIsConstant() {
+        fillSentinels();
+        assertEquals(0, Peft4j.p4j_rng_uniform(ctx, 13, 7, 5, -1.5f, -1.5f, f[0]), () -> lastError());
+        for (long i = 0; i < 13; i++) assertEquals(-1.5f, f[0].getAtIndex(ValueLayout.JAVA_FLOAT, i), "element " + i);
+        assertEquals(0.25f, f[0].getAtIndex(ValueLayout.JAVA_FLOAT, 13), "wrote past n");
     }
 
     /** threads = 0 asks for every core (native/cpu/abi.cpp p4j_ctx_create). */
