@@ -31,7 +31,8 @@ void clear_error() { g_error[0] = '\0'; }
 
 int32_t check_ctx(const char* fn, const p4j_ctx* ctx) {
   if (ctx == nullptr) return fail(P4J_EINVAL, "%s: ctx is null", fn);
-  if (ctx->magic != kCtxMagic) return fail(P4J_EINVAL, "%s: ctx is not a live p4j_ctx", fn);
+  if (ctx->magic != kCtxMagic)
+    return fail(P4J_EINVAL, "%s: ctx (%p) is not a live p4j_ctx", fn, static_cast<const void*>(ctx));
   return P4J_OK;
 }
 
@@ -41,10 +42,13 @@ int32_t check_nonneg(const char* fn, const char* name, int64_t v) {
 }
 
 int32_t check_dims(const char* fn, const char* what, int64_t rows, int64_t cols) {
+  // Defensive: every caller has checked both sizes >= 0 already (check_nonneg, or check_ld's
+  // ld >= cols >= 0), so no test reaches this line; it keeps the overflow test below sound.
   if (rows < 0 || cols < 0)
     return fail(P4J_EINVAL, "%s: %s has a negative size [%lld, %lld]", fn, what,
                 static_cast<long long>(rows), static_cast<long long>(cols));
   // Element count times 8 (the widest element we index with) must fit in int64.
+  // Both sides: NativeAbiTest#badRawArgumentsReturnEinvalAndWriteNothing ("n = 2^61") / every valid call.
   if (cols != 0 && rows > INT64_MAX / 8 / cols)
     return fail(P4J_EINVAL, "%s: %s size [%lld, %lld] overflows int64", fn, what,
                 static_cast<long long>(rows), static_cast<long long>(cols));
@@ -69,8 +73,11 @@ bool cpu_has_avx512() {
          __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
 }
 
+// Called only on a CPU without AVX-512 (a CPU fact: not reached on this project's AVX-512 machines).
 bool cpu_has_avx2() { return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma"); }
 
+// Every side (no cap, avx2 cap, baseline cap): IsaTest in the kernels-avx512/-avx2/-baseline runs of
+// tests/pom.xml; a request this CPU cannot honour skips that run (IsaRun).
 Isa detect_isa() {
   __builtin_cpu_init();
   Isa isa = cpu_has_avx512() ? Isa::avx512 : (cpu_has_avx2() ? Isa::avx2 : Isa::baseline);
@@ -90,6 +97,8 @@ const char* isa_name(Isa isa) {
   }
 }
 
+// One case per build (the installed oneDNN's runtime: OpenMP for Debian's); the others are not
+// reachable with the library this was linked against.
 const char* dnnl_runtime_name(unsigned rt) {
   switch (rt) {
     case DNNL_RUNTIME_SEQ: return "sequential";
@@ -189,6 +198,7 @@ int32_t p4j_version(int32_t* major, int32_t* minor, int32_t* patch) {
     P4J_TRY(check_ptr("p4j_version", "minor", minor, 1));
     P4J_TRY(check_ptr("p4j_version", "patch", patch, 1));
     int a = 0, b = 0, c = 0;
+    // P4J_VERSION_STRING is CMake's project version: always three numbers; a guard, not reachable.
     if (std::sscanf(P4J_VERSION_STRING, "%d.%d.%d", &a, &b, &c) != 3)
       return fail(P4J_EINTERNAL, "p4j_version: malformed version string '%s'", P4J_VERSION_STRING);
     *major = a;
@@ -202,7 +212,7 @@ const char* p4j_build_info(void) {
   try {
     static const std::string info = make_build_info();
     return info.c_str();
-  } catch (...) {
+  } catch (...) {  // std::bad_alloc building a 300-byte string: not reachable in a test
     return "peft4j " P4J_VERSION_STRING;
   }
 }
@@ -215,6 +225,7 @@ int32_t p4j_cpu_features(int32_t* features) {
     if (isa != Isa::baseline) f |= P4J_CPU_AVX2 | P4J_CPU_FMA;
     if (isa == Isa::avx512) {
       f |= P4J_CPU_AVX512F;
+      // A CPU fact: each machine takes one side (IsaTest asserts it against /proc/cpuinfo).
       if (__builtin_cpu_supports("avx512bf16")) f |= P4J_CPU_AVX512BF16;
     }
     *features = f;
@@ -228,9 +239,10 @@ int32_t p4j_ctx_create(int32_t threads, p4j_ctx** out) {
     *out = nullptr;
     if (threads < 0) return fail(P4J_EINVAL, "p4j_ctx_create: threads (%d) < 0", threads);
     if (threads > 1024) return fail(P4J_EINVAL, "p4j_ctx_create: threads (%d) > 1024", threads);
-    if (threads == 0) threads = omp_get_num_procs();
-    if (threads < 1) threads = 1;
+    if (threads == 0) threads = omp_get_num_procs();  // NativeAbiTest#zeroThreadsMeansEveryCore
+    if (threads < 1) threads = 1;  // guard: omp_get_num_procs() is >= 1, not reachable
     p4j_ctx* ctx = new (std::nothrow) p4j_ctx;
+    // An 8-byte allocation failing: not reachable in a test.
     if (ctx == nullptr) return fail(P4J_ENOMEM, "p4j_ctx_create: out of memory");
     ctx->magic = kCtxMagic;
     ctx->threads = threads;
@@ -264,15 +276,16 @@ int32_t p4j_mem_advise_huge(void* ptr, int64_t bytes) {
     P4J_TRY(check_ptr("p4j_mem_advise_huge", "ptr", ptr, bytes));
     if (bytes == 0) return P4J_OK;
     uintptr_t begin = reinterpret_cast<uintptr_t>(ptr);
-    if (begin > UINTPTR_MAX - static_cast<uintptr_t>(bytes))
-      return fail(P4J_EINVAL, "p4j_mem_advise_huge: range [ptr, ptr + %lld) wraps around",
+    if (begin > UINTPTR_MAX - static_cast<uintptr_t>(bytes))  // NativeAbiTest "range wraps around"
+      return fail(P4J_EINVAL, "p4j_mem_advise_huge: ptr (%p) + bytes (%lld) wraps around the address space", ptr,
                   static_cast<long long>(bytes));
     long page_l = sysconf(_SC_PAGESIZE);
-    uintptr_t page = page_l > 0 ? static_cast<uintptr_t>(page_l) : 4096;
+    uintptr_t page = page_l > 0 ? static_cast<uintptr_t>(page_l) : 4096;  // sysconf cannot fail on Linux
     uintptr_t lo = (begin + page - 1) / page * page;
     uintptr_t hi = (begin + static_cast<uintptr_t>(bytes)) / page * page;
 #ifdef MADV_HUGEPAGE
     // Advice only: kernels without transparent huge pages answer EINVAL, which is not an error here.
+    // No whole page inside / some: NativeAbiTest#emptySizesWithNullPointersAreFine / Tensors >= 2 MiB.
     if (hi > lo) (void)madvise(reinterpret_cast<void*>(lo), hi - lo, MADV_HUGEPAGE);
 #endif
     return P4J_OK;
@@ -287,9 +300,10 @@ int32_t p4j_fma_peak(p4j_ctx* ctx, int64_t iters, int64_t* flops, float* sink) {
     P4J_TRY(check_ptr(fn, "flops", flops, 1));
     P4J_TRY(check_ptr(fn, "sink", sink, 1));
     Isa isa = active_isa();
+    // ISA switch: IsaTest#fmaPeakCountsTheFlopsOfTheActiveVariant, once per ISA run (tests/pom.xml).
     int64_t per_iter = isa == Isa::avx512 ? kAccZmm * 16 : (isa == Isa::avx2 ? kAccYmm * 8 : kAccXmm * 4);
     per_iter *= 2 * static_cast<int64_t>(ctx->threads);
-    if (iters > INT64_MAX / per_iter)
+    if (iters > INT64_MAX / per_iter)  // NativeAbiTest "iters overflows the flop count"
       return fail(P4J_EINVAL, "p4j_fma_peak: iters (%lld) makes the flop count overflow int64",
                   static_cast<long long>(iters));
     float sums[1024] = {};

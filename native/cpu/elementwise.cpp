@@ -115,6 +115,7 @@ void argmax_rows_kernel(int64_t rows, int64_t c, const float* x, int32_t* out) {
     const float* row = x + i * c;
     int64_t best = 0;
     float bv = row[0];
+    // NaN first / later / none: ElementwiseTest#argmaxRowsTakesTheFirstNaN, #argmaxRowsPicksTheFirstMaximum.
     if (bv == bv) {
       for (int64_t j = 1; j < c; ++j) {
         const float v = row[j];
@@ -155,7 +156,7 @@ int32_t p4j_bias_add(p4j_ctx* ctx, int64_t t, int64_t d, const float* bias, floa
     P4J_TRY(check_dims(fn, "y [t, d]", t, d));
     P4J_TRY(check_ptr(fn, "bias", bias, t > 0 ? d : 0));
     P4J_TRY(check_ptr(fn, "y", y, t * d));
-    if (t == 0 || d == 0) return P4J_OK;
+    if (t == 0 || d == 0) return P4J_OK;  // empty sizes: NativeAbiTest#emptySizesWithNullPointersAreFine
     parallel_rows(ctx, t, d, kGrain, [&](int64_t b, int64_t e) { bias_add_kernel(e - b, d, bias, y + b * d); });
     return P4J_OK;
   });
@@ -173,6 +174,8 @@ int32_t p4j_colsum(p4j_ctx* ctx, int64_t t, int64_t d, const float* x, float* ou
     if (d == 0) return P4J_OK;
     // Each column is summed over rows in order by one thread: the result does not depend on
     // the thread count. Threads take blocks of columns.
+    // One block / several (last one partial): ElementwiseTest#colsumOverwritesAndAccumulates 1000 x 129
+    // / 1 x 257. nt > blocks: 1000 x 129 on >= 2 cores / ThreadCountTest#colsumAndSumsqAreBitIdentical.
     int64_t blocks = (d + kColBlock - 1) / kColBlock;
     int nt = threads_for(ctx, t * d, kGrain);
     if (nt > blocks) nt = static_cast<int>(blocks);
@@ -282,10 +285,15 @@ int32_t p4j_copy(p4j_ctx* ctx, int64_t n, const float* src, float* dst) {
     P4J_TRY(check_n(fn, ctx, n));
     P4J_TRY(check_ptr(fn, "src", src, n));
     P4J_TRY(check_ptr(fn, "dst", dst, n));
-    if (n == 0 || src == dst) return P4J_OK;
+    if (n == 0 || src == dst) return P4J_OK;  // NativeAbiTest#emptySizesWithNullPointersAreFine
     uintptr_t s = reinterpret_cast<uintptr_t>(src), d = reinterpret_cast<uintptr_t>(dst);
     uintptr_t bytes = static_cast<uintptr_t>(n) * sizeof(float);
-    if (s < d + bytes && d < s + bytes) return fail(P4J_EINVAL, "%s: src and dst overlap", fn);
+    if (s < d + bytes && d < s + bytes)
+      return fail(P4J_EINVAL, "%s: src (%p) and dst (%p) overlap for n (%lld) floats", fn, static_cast<const void*>(src),
+                  static_cast<void*>(dst), static_cast<long long>(n));
+    // Size switch: ElementwiseTest#copyBelowAndFromTheStreamingSizeIsExact (n = 2^22 - 1: memcpy; 2^22
+    // and 2^22 + 13 at dst + 4 bytes: stream_copy with head and tail); the (d & 3) != 0 side:
+    // NativeAbiTest#largeCopyToAByteMisalignedDestinationIsExact.
     const bool stream = static_cast<uintptr_t>(n) * sizeof(float) >= kStreamBytes && (d & 3) == 0;
     parallel_range(ctx, n, kGrain, [&](int64_t b, int64_t e) {
       if (stream) stream_copy(src + b, dst + b, e - b);

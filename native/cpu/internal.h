@@ -37,6 +37,8 @@ inline int32_t guarded(const char* fn, F&& body) noexcept {
     clear_error();
     return body();
   } catch (const std::bad_alloc&) {
+    // Guards only: no kernel allocates with new or calls code that throws, so neither catch is
+    // reached by a test; they keep a future throw from unwinding into the JVM.
     return fail(P4J_ENOMEM, "%s: out of memory", fn);
   } catch (...) {
     return fail(P4J_EINTERNAL, "%s: internal error (exception)", fn);
@@ -62,6 +64,8 @@ int32_t check_finite(const char* fn, const char* name, float v);
 // Elements per thread below which a loop runs on fewer threads (memory-bound streams).
 constexpr int64_t kGrain = 32768;
 
+// Small work: one thread, else up to ctx->threads; both sides run in ThreadCountTest (cpu(1),
+// cpu(2) on sizes above 2·kGrain) and in every test of a small and a large size.
 inline int threads_for(const p4j_ctx* ctx, int64_t work, int64_t grain) {
   int64_t by_size = work / grain;
   if (by_size < 1) by_size = 1;
@@ -93,7 +97,7 @@ template <class F>
 inline void parallel_rows(const p4j_ctx* ctx, int64_t rows, int64_t cols, int64_t grain, F&& f) {
   int64_t work = rows * (cols > 0 ? cols : 1);
   int nt = threads_for(ctx, work, grain);
-  if (nt > rows) nt = static_cast<int>(rows);
+  if (nt > rows) nt = static_cast<int>(rows);  // LossTest#softmaxXentMatchesReference 1 x 70001 / any
   if (nt <= 1) {
     f(int64_t{0}, rows);
     return;
@@ -117,11 +121,14 @@ inline double deterministic_sum(const p4j_ctx* ctx, int64_t n, int64_t min_chunk
                                 int64_t item_cost, F&& f) {
   if (n <= 0) return 0.0;
   int64_t chunk = (n + kMaxChunks - 1) / kMaxChunks;
+  // true: mse and sumsq below 2^23 elements (min_chunk 8192); false: softmax xent (min_chunk 1).
   if (chunk < min_chunk) chunk = min_chunk;
   chunk = (chunk + align - 1) / align * align;
   int64_t chunks = (n + chunk - 1) / chunk;
   double partial[kMaxChunks];
   int nt = threads_for(ctx, n * item_cost, kGrain);
+  // true: LossTest#softmaxXentMatchesReference 1 x 70001 on >= 2 cores (one chunk, a 2-thread work
+  // size); false: ThreadCountTest#colsumAndSumsqAreBitIdentical (sumsq n = 2000003 on cpu(2)).
   if (nt > chunks) nt = static_cast<int>(chunks);
 #pragma omp parallel for num_threads(nt) schedule(static) if (nt > 1)
   for (int64_t c = 0; c < chunks; ++c) {
@@ -143,7 +150,8 @@ int32_t sgemm(const char* fn, const p4j_ctx* ctx, bool ta, bool tb, int64_t m, i
 // ---- run-time ISA dispatch ----
 enum class Isa { baseline = 0, avx2 = 1, avx512 = 2 };
 // The widest ISA the kernels use on this CPU: avx512 needs AVX-512 F/VL/BW/DQ plus FMA,
-// avx2 needs AVX2 plus FMA. PEFT4J_CPU_ISA=avx2|baseline caps it (for testing other paths).
+// avx2 needs AVX2 plus FMA. PEFT4J_CPU_ISA=avx2|baseline caps it (for testing other paths;
+// avx512 is no cap). tests/pom.xml runs the kernel tests once per ISA; IsaTest checks the choice.
 Isa active_isa();
 
 #define P4J_TARGET_AVX512 \
@@ -163,7 +171,7 @@ Isa active_isa();
   }                                                                       \
   __attribute__((noinline)) void name##_base params { name##_body args; } \
   void name##_kernel params {                                             \
-    switch (::p4j::active_isa()) {                                        \
+    switch (::p4j::active_isa()) { /* each case: tests/pom.xml ISA runs */ \
       case ::p4j::Isa::avx512:                                            \
         name##_avx512 args;                                               \
         return;                                                           \

@@ -23,6 +23,7 @@ P4J_INLINE void xent_rows_body(int64_t rows, int64_t c, const float* x, const in
     // through the exponentials below.
     float mx_l[kLanes];
     for (int l = 0; l < kLanes; ++l) mx_l[l] = -__builtin_huge_valf();
+    // Rows of >= 16 and < 16 logits: LossTest#softmaxXentMatchesReference 7 x 33 / 33 x 7.
     int64_t j = 0;
     for (; j + kLanes <= c; j += kLanes)
       for (int l = 0; l < kLanes; ++l) mx_l[l] = xr[j + l] > mx_l[l] ? xr[j + l] : mx_l[l];
@@ -166,6 +167,7 @@ int32_t p4j_mse(p4j_ctx* ctx, int64_t n, const float* pred, const float* target,
     P4J_TRY(check_ptr(fn, "pred", pred, n));
     P4J_TRY(check_ptr(fn, "target", target, n));
     P4J_TRY(check_ptr(fn, "loss", loss, 1));
+    // n == 0: NativeAbiTest#emptySizesWithNullPointersAreFine.
     const float gs = n > 0 ? static_cast<float>(2.0 / static_cast<double>(n)) : 0.0f;
     double total = deterministic_sum(ctx, n, 8192, 64, 1, [&](int64_t b, int64_t e) {
       double s = 0.0;

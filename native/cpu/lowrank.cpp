@@ -9,6 +9,7 @@ namespace p4j {
 namespace {
 
 // c[m, n] (leading dimension ldc) *= beta; beta == 0 writes zeros without reading c (BLAS rule).
+// beta = 1, 0, other: GemmTest#alphaZeroOrEmptyKOnlyScalesC.
 void scale_matrix(const p4j_ctx* ctx, int64_t m, int64_t n, float beta, float* c, int64_t ldc) {
   if (beta == 1.0f) return;
   int nt = threads_for(ctx, m * n, kGrain);
@@ -23,6 +24,8 @@ void scale_matrix(const p4j_ctx* ctx, int64_t m, int64_t n, float beta, float* c
   }
 }
 
+// dnnl_sgemm fails only on arguments sgemm's callers have already rejected, or when out of memory:
+// no test reaches this function or the failure branch of sgemm below.
 const char* dnnl_status_name(dnnl_status_t st) {
   switch (st) {
     case dnnl_out_of_memory: return "out_of_memory";
@@ -41,6 +44,8 @@ const char* dnnl_status_name(dnnl_status_t st) {
 int32_t sgemm(const char* fn, const p4j_ctx* ctx, bool ta, bool tb, int64_t m, int64_t n, int64_t k,
               float alpha, const float* a, int64_t lda, const float* b, int64_t ldb, float beta,
               float* c, int64_t ldc) {
+  // Empty c: NativeAbiTest#emptySizesWithNullPointersAreFine; k == 0 or alpha == 0 (and neither):
+  // GemmTest#alphaZeroOrEmptyKOnlyScalesC (and GemmTest#matchesReference).
   if (m == 0 || n == 0) return P4J_OK;
   if (k == 0 || alpha == 0.0f) {
     scale_matrix(ctx, m, n, beta, c, ldc);
@@ -191,6 +196,9 @@ P4J_INLINE void lane_sums(const vf<W>* acc, float* sums) {
 }
 
 // Register tiles (accumulator vectors) per width: 32 registers for AVX-512, 16 otherwise.
+// The tile-remainder branches below (ranks, rows, columns left over by a full tile, strips of
+// n % W columns) are run by LowRankTest's ranks 1, 3, 5, 7, 8, 12, 16, 33, 64 and sizes of
+// every residue, in each ISA run; tests/coverage.sh lists any branch left unrun.
 template <int W>
 struct Tile {  // W = 8 and 4
   static constexpr int dot_m = 2, dot_k = 4;  // rowdot: rows x ranks
@@ -579,10 +587,10 @@ struct LowrankArgs {
 template <int W>
 P4J_INLINE void fwd_body(const LowrankArgs& p, int64_t id, int64_t cnt) {
   const int64_t i0 = p.t * id / cnt, i1 = p.t * (id + 1) / cnt, m = i1 - i0;
-  if (m <= 0) return;
+  if (m <= 0) return;  // a thread without rows: LowRankTest SWITCH_SIZES t = 1 (two threads, one row)
   alignas(64) float bt[kBtFloats];
   alignas(64) float at[kDirectMaxRank * W];
-  if (p.d_in % W != 0) a_tail<W>(p.a, p.r, p.d_in, at);
+  if (p.d_in % W != 0) a_tail<W>(p.a, p.r, p.d_in, at);  // LowRankTest d_in = 33 / SWITCH_SIZES d_in = 128
   float* h = p.h_out + i0 * p.r;
   rowdot<W>(m, p.d_in, p.x + i0 * p.d_in, p.d_in, p.a, p.d_in, at, W, p.r, h, p.r, false);
   const int64_t obmax = bt_cols(p.r);
@@ -603,10 +611,11 @@ P4J_INLINE void bwd_body(const LowrankArgs& p, int64_t id, int64_t cnt) {
   const int64_t i0 = p.t * id / cnt, i1 = p.t * (id + 1) / cnt, m = i1 - i0;
   const float* g = p.g + i0 * p.d_out;
   float* gb = p.gb + i0 * p.r;
+  // r % W == 0: LowRankTest SWITCH_SIZES r = 16, 64 (and r = 8 at W = 4, 8); else: r = 1, 7, 33, 5.
   if (m > 0 && p.r % W == 0) {
     rowupdate<W>(m, p.r, p.d_out, 1.0f, g, p.d_out, p.b, p.r, p.b, p.r, gb, p.r, false);
   } else if (m > 0) {
-    if (p.d_out == 0) {
+    if (p.d_out == 0) {  // LowRankTest SWITCH_SIZES d_out = 0, r = 3
       for (int64_t i = 0; i < m * p.r; ++i) gb[i] = 0.0f;
     }
     alignas(64) float bt[kBtFloats];
@@ -617,7 +626,7 @@ P4J_INLINE void bwd_body(const LowrankArgs& p, int64_t id, int64_t cnt) {
       rowdot<W>(m, ob, g + o0, p.d_out, bt, ldt, bt + (ob - ob % W), ldt, p.r, gb, p.r, o0 > 0);
     }
   }
-  if (m > 0 && p.dx != nullptr) {
+  if (m > 0 && p.dx != nullptr) {  // dx present / null: LowRankTest#backward* (withDx)
     alignas(64) float at[kDirectMaxRank * W];
     if (p.d_in % W != 0) a_tail<W>(p.a, p.r, p.d_in, at);
     rowupdate<W>(m, p.d_in, p.r, p.s, gb, p.r, p.a, p.d_in, at, W, p.dx + i0 * p.d_in, p.d_in);
@@ -657,6 +666,8 @@ void run_lowrank(const p4j_ctx* ctx, int64_t rows, int64_t per_row, LowrankPart 
   const LowrankPart part = isa == Isa::avx512 ? avx512 : isa == Isa::avx2 ? avx2 : base;
   const int64_t work = per_row > 0 && rows > INT64_MAX / per_row ? INT64_MAX : rows * per_row;
   const int nt = threads_for(ctx, work, kDirectGrain);
+  // One thread / a team: LowRankTest SIZES 7x33x257 / 1000x129x33 (Backend.cpu() on >= 2 cores);
+  // ThreadCountTest#gemmLowrankAndLossesAgreeWithinRounding runs both on one input.
   if (nt <= 1) {
     part(p, 0, 1);
     return;
@@ -665,11 +676,16 @@ void run_lowrank(const p4j_ctx* ctx, int64_t rows, int64_t per_row, LowrankPart 
   part(p, omp_get_thread_num(), omp_get_num_threads());
 }
 
+// Every side of every test below is run by LowRankTest#forwardBothSidesOfEverySwitch and
+// LowRankTest#backwardBothSidesOfEverySwitch (SWITCH_SIZES names the case for each side).
 bool use_direct(int64_t t, int64_t d_in, int64_t d_out, int64_t r, bool backward) {
+  // Short rows: t = 513, d_in + d_out = 255 (dnnl) / 256 (direct); t = 512, short (direct).
   if (backward && t > kBwdMaxRowsShort && d_in + d_out < kBwdShortRow) return false;
-  if (r <= 8) return true;
-  if (r > kDirectMaxRank) return false;
+  if (r <= 8) return true;                 // r = 5 / r = 12, 16, 64
+  if (r > kDirectMaxRank) return false;    // r = 65 / r = 64
   const int64_t per_row = r * (d_in + d_out);  // t·per_row compared without overflow
+  // per_row == 0: d_in = d_out = 0, r = 12. Work bound, r <= 16: t = 4097 x 2048 x 16 (LARGE_R16, dnnl) /
+  // 31 x 150 x 16 (direct); r in (16, 64]: t = 1359 (dnnl) / 1358 (direct) x 386 x 64.
   return per_row == 0 || t <= (r <= 16 ? kDirectMaxWork16 : kDirectMaxWork) / per_row;
 }
 
@@ -733,7 +749,7 @@ int32_t p4j_lowrank_forward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out
     P4J_TRY(check_lowrank(fn, ctx, t, d_in, d_out, r, s, x, a, b, h));
     P4J_TRY(check_ptr(fn, "y", y, t * d_out));
     if (use_direct(t, d_in, d_out, r, false)) {
-      if (t == 0 || r == 0) return P4J_OK;  // h is empty, y += 0
+      if (t == 0 || r == 0) return P4J_OK;  // h is empty, y += 0 (NativeAbiTest#emptyLowrankCallsAreNoOps)
       LowrankArgs p{t, d_in, d_out, r, s, x, a, b, nullptr, nullptr, h, y, nullptr, nullptr, nullptr, nullptr, false};
       run_lowrank(ctx, t, r * (d_in + d_out), fwd_avx512, fwd_avx2, fwd_base, p);
       return P4J_OK;
@@ -757,7 +773,7 @@ int32_t p4j_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_ou
     P4J_TRY(check_ptr(fn, "da", da, r * d_in));
     P4J_TRY(check_ptr(fn, "db", db, d_out * r));
     if (use_direct(t, d_in, d_out, r, true)) {
-      if (r == 0) return P4J_OK;  // gb, da and db are empty, dx += 0
+      if (r == 0) return P4J_OK;  // gb, da and db are empty, dx += 0 (NativeAbiTest#emptyLowrankCallsAreNoOps)
       LowrankArgs p{t, d_in, d_out, r, s, x, a, b, h, g, nullptr, nullptr, gb, da, db, dx, accumulate != 0};
       run_lowrank(ctx, 2 * t, r * (d_in + d_out), bwd_avx512, bwd_avx2, bwd_base, p);  // ~4 products
       return P4J_OK;
@@ -770,7 +786,7 @@ int32_t p4j_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_ou
     // da (+)= s·gbᵀ·x [r, d_in]
     P4J_TRY(sgemm(fn, ctx, true, false, r, d_in, t, s, gb, r, x, d_in, beta, da, d_in));
     // dx += s·gb·a [t, d_in]
-    if (dx != nullptr)
+    if (dx != nullptr)  // LowRankTest#backwardBothSidesOfEverySwitch runs dnnl cases with and without dx
       P4J_TRY(sgemm(fn, ctx, false, false, t, d_in, r, s, gb, r, a, d_in, 1.0f, dx, d_in));
     return P4J_OK;
   });

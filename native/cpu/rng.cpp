@@ -378,7 +378,7 @@ int32_t uniform_fill(const char* fn, p4j_ctx* ctx, int64_t n, int64_t seed, int6
   if (!std::isfinite(width)) return fail(P4J_EINVAL, "%s: hi - lo overflows float (lo %g, hi %g)", fn, lo, hi);
   P4J_TRY(check_ptr(fn, "out", out, n));
   Fill f = make_fill(Dist::uniform, seed, offset, lo, width);
-  f.top = lo < hi ? std::nextafter(hi, lo) : hi;
+  f.top = lo < hi ? std::nextafter(hi, lo) : hi;  // lo = hi: NativeAbiTest#uniformWithLoEqualToHiIsConstant
   f.out = out;
   run_fill(ctx, n, f);
   return P4J_OK;

@@ -81,7 +81,7 @@ class ArgumentCheckTest {
         c.add(iae("axpy y", "y F32[7]", (b, s) -> b.axpy(2, f(s, 6), f(s, 7))));
         c.add(iae("mul out", "out F32[2, 3]", (b, s) -> b.mul(f(s, 6), f(s, 6), f(s, 2, 3))));
         c.add(iae("copy dst", "dst F32[5]", (b, s) -> b.copy(f(s, 6), f(s, 5))));
-        c.add(iae("copy onto itself", "overlap", (b, s) -> {
+        c.add(iae("copy onto itself", "src F32[4] and dst F32[4] overlap", (b, s) -> {
             Tensor t = f(s, 8);
             b.copy(t.view(2, 4).rows(0, 1).view(4), t.view(2, 4).rows(0, 1).view(4));
         }));
@@ -115,39 +115,39 @@ class ArgumentCheckTest {
         c.add(iae("sumsq null", "x must not be null", (b, s) -> b.sumsq(null)));
         c.add(iae("rngNormal null", "out must not be null", (b, s) -> b.rngNormal(1, 0, 0, 1, null)));
         // ---- scalars ----
-        c.add(iae("dropout p = 1", "p must be in [0, 1)", (b, s) -> b.dropoutForward(1f, 1, 0, f(s, 6), s.zeros(DType.U8, 6), f(s, 6))));
-        c.add(iae("dropout p < 0", "p must be in [0, 1)", (b, s) -> b.dropoutForward(-0.1f, 1, 0, f(s, 6), s.zeros(DType.U8, 6), f(s, 6))));
-        c.add(iae("dropout p NaN", "p must be in [0, 1)", (b, s) -> b.dropoutForward(Float.NaN, 1, 0, f(s, 6), s.zeros(DType.U8, 6), f(s, 6))));
-        c.add(iae("dropoutBackward p = 1", "p must be in [0, 1)", (b, s) -> b.dropoutBackward(1f, s.zeros(DType.U8, 6), f(s, 6), f(s, 6))));
-        c.add(iae("adamw step 0", "step", (b, s) -> b.adamwStep(f(s, 8), f(s, 8), f(s, 8), f(s, 8), 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0)));
-        c.add(iae("adamw step -3", "step", (b, s) -> b.adamwStep(f(s, 8), f(s, 8), f(s, 8), f(s, 8), 1e-3f, 0.9f, 0.999f, 1e-8f, 0, -3)));
-        c.add(iae("kaiming fanIn 0", "fanIn", (b, s) -> b.rngKaimingUniform(1, 0, 0, 0, f(s, 4))));
-        c.add(iae("fmaPeak negative", "iters", (b, s) -> b.fmaPeak(-1)));
+        c.add(iae("dropout p = 1", "p must be in [0, 1), got 1.0", (b, s) -> b.dropoutForward(1f, 1, 0, f(s, 6), s.zeros(DType.U8, 6), f(s, 6))));
+        c.add(iae("dropout p < 0", "p must be in [0, 1), got -0.1", (b, s) -> b.dropoutForward(-0.1f, 1, 0, f(s, 6), s.zeros(DType.U8, 6), f(s, 6))));
+        c.add(iae("dropout p NaN", "p must be in [0, 1), got NaN", (b, s) -> b.dropoutForward(Float.NaN, 1, 0, f(s, 6), s.zeros(DType.U8, 6), f(s, 6))));
+        c.add(iae("dropoutBackward p = 1", "p must be in [0, 1), got 1.0", (b, s) -> b.dropoutBackward(1f, s.zeros(DType.U8, 6), f(s, 6), f(s, 6))));
+        c.add(iae("adamw step 0", "step must be >= 1, got 0", (b, s) -> b.adamwStep(f(s, 8), f(s, 8), f(s, 8), f(s, 8), 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0)));
+        c.add(iae("adamw step -3", "step must be >= 1, got -3", (b, s) -> b.adamwStep(f(s, 8), f(s, 8), f(s, 8), f(s, 8), 1e-3f, 0.9f, 0.999f, 1e-8f, 0, -3)));
+        c.add(iae("kaiming fanIn 0", "fanIn must be > 0, got 0", (b, s) -> b.rngKaimingUniform(1, 0, 0, 0, f(s, 4))));
+        c.add(iae("fmaPeak negative", "iters must be >= 0, got -1", (b, s) -> b.fmaPeak(-1)));
         // ---- liveness ----
-        c.add(ise("closed input", "closed", (b, s) -> {
+        c.add(ise("closed input", "tensor F32[3, 4] is closed", (b, s) -> {
             Tensor x = f(s, 3, 4);
             x.close();
             b.reluForward(x, f(s, 3, 4));
         }));
-        c.add(ise("closed output", "closed", (b, s) -> {
+        c.add(ise("closed output", "tensor F32[3, 6] is closed", (b, s) -> {
             Tensor c2 = f(s, 3, 6);
             c2.close();
             b.gemm(false, false, 1, f(s, 3, 4), f(s, 4, 6), 0, c2);
         }));
-        c.add(ise("view of a closed tensor", "closed", (b, s) -> {
+        c.add(ise("view of a closed tensor", "tensor F32[3, 4] is closed", (b, s) -> {
             Tensor x = f(s, 12);
             Tensor v = x.view(3, 4);
             x.close();
             b.scale(2, v);
         }));
-        c.add(ise("step-arena tensor after reset", "reset", (b, s) -> {
+        c.add(ise("step-arena tensor after reset", "tensor F32[16] is from a step arena that has been reset", (b, s) -> {
             try (StepArena arena = new StepArena()) {
                 Tensor g = arena.zeros(DType.F32, 16);
                 arena.reset();
                 b.fill(1, g);
             }
         }));
-        c.add(ise("step-arena view after reset", "reset", (b, s) -> {
+        c.add(ise("step-arena view after reset", "tensor F32[2, 4] is from a step arena that has been reset", (b, s) -> {
             try (StepArena arena = new StepArena()) {
                 Tensor g = arena.zeros(DType.F32, 4, 4).rows(1, 2);
                 arena.reset();
@@ -178,10 +178,15 @@ class ArgumentCheckTest {
             for (int[] bad : new int[][] {{0, 3}, {-1, 0}, {Integer.MAX_VALUE, 1}, {2, Integer.MIN_VALUE}}) {
                 Tensor lab = s.ints(bad, 2);
                 NativeException e = assertThrows(NativeException.class, () -> Backend.cpu().softmaxXentForward(logits, lab, probs));
-                assertTrue(e.getMessage().contains("P4J_EINVAL") && e.getMessage().contains("label"), e.getMessage());
+                // The first bad label, by index and value.
+                int at = bad[0] >= 0 && bad[0] < 3 ? 1 : 0;
+                String named = "labels[" + at + "] (" + bad[at] + ") not in [0, 3)";
+                assertTrue(e.getMessage().contains("P4J_EINVAL") && e.getMessage().contains("p4j_softmax_xent_forward: " + named),
+                        e.getMessage());
                 assertEquals(-1, e.status());
                 NativeException e2 = assertThrows(NativeException.class, () -> Backend.cpu().softmaxXentBackward(logits, lab, 1f, d));
-                assertTrue(e2.getMessage().contains("P4J_EINVAL") && e2.getMessage().contains("p4j_softmax_xent_backward"), e2.getMessage());
+                assertTrue(e2.getMessage().contains("P4J_EINVAL") && e2.getMessage().contains("p4j_softmax_xent_backward: " + named),
+                        e2.getMessage());
             }
             // Valid labels still work after the failures.
             float loss = Backend.cpu().softmaxXentForward(logits, s.ints(new int[] {2, 0}, 2), probs);

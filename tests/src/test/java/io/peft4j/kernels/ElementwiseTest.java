@@ -2,11 +2,13 @@ package io.peft4j.kernels;
 
 import static io.peft4j.kernels.KernelTesting.*;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.peft4j.backend.Backend;
 import io.peft4j.tensor.Tensor;
 import java.util.Arrays;
 import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
 
 /**
@@ -172,6 +174,25 @@ class ElementwiseTest {
         }
     }
 
+    /**
+     * p4j_copy's two paths (native/cpu/elementwise.cpp, kStreamBytes): memcpy below 16 MiB, non-temporal
+     * stream_copy from 16 MiB. The last case's destination starts 4 bytes past a 64-byte boundary and
+     * its length is no multiple of 16 floats, so stream_copy's head and tail loops run as well; the
+     * poisoned float before it must stay untouched.
+     */
+    @ParameterizedTest(name = "n={0} dst offset={1} floats")
+    @CsvSource({"4194303, 0", "4194304, 0", "4194317, 1"})
+    void copyBelowAndFromTheStreamingSizeIsExact(int n, int dstOffset) {
+        Case c = newCase("copy n=" + n + " dst offset=" + dstOffset);
+        float[] src = c.signedUniform(n, 0.5, 2);
+        try (Scope s = new Scope()) {
+            Tensor whole = s.poisoned(n + dstOffset), dst = whole.rows(dstOffset, n);
+            Backend.cpu().copy(s.of(src, n), dst);
+            assertBits(c.label(), "copy", dst.toFloatArray(), src);
+            if (dstOffset > 0) assertTrue(Float.isNaN(whole.getFloat(0)), c.label() + ": copy wrote before dst");
+        }
+    }
+
     @ParameterizedTest(name = "t={0} c={1}")
     @MethodSource("io.peft4j.kernels.Sizes#shapes")
     void argmaxRowsPicksTheFirstMaximum(int t, int k) {
@@ -184,6 +205,25 @@ class ElementwiseTest {
             float top = x[i * k];
             for (int j = 0; j < k; j++) top = Math.max(top, x[i * k + j]);
             x[i * k + j1] = x[i * k + j2] = top + 1;
+        }
+        try (Scope s = new Scope()) {
+            Tensor out = s.poisonedInts(t);
+            Backend.cpu().argmaxRows(s.of(x, t, k), out);
+            assertArrayEquals(Reference.argmaxRows(t, k, toDouble(x)), out.toIntArray(), c.label());
+        }
+    }
+
+    /** NaN first in a row, NaN later (and a second NaN after it): the first NaN is the answer. */
+    @ParameterizedTest(name = "t={0} c={1}")
+    @MethodSource("io.peft4j.kernels.Sizes#shapes")
+    void argmaxRowsTakesTheFirstNaN(int t, int k) {
+        Case c = newCase("argmaxRows NaN " + t + "x" + k);
+        float[] x = c.normal(t * k);
+        for (int i = 0; i < t; i++) {
+            if (c.rnd.nextInt(3) == 0) continue;
+            int j = c.rnd.nextInt(k);
+            x[i * k + j] = Float.NaN;
+            if (j + 1 < k && c.rnd.nextBoolean()) x[i * k + j + 1 + c.rnd.nextInt(k - j - 1)] = Float.NaN;
         }
         try (Scope s = new Scope()) {
             Tensor out = s.poisonedInts(t);

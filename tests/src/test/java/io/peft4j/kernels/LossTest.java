@@ -20,6 +20,9 @@ class LossTest {
         int i = 0;
         for (int[] s : SHAPES) out.add(Arguments.of(s[0], s[1], scales[i++ % scales.length]));
         out.add(Arguments.of(257, 10, 1f));
+        // One row above two threads' grain: on >= 2 cores the team is larger than the rows (backward,
+        // parallel_rows) and than the chunks (forward, deterministic_sum); native/cpu/internal.h.
+        out.add(Arguments.of(1, 70001, 0.5f));
         return out.stream();
     }
 

@@ -17,7 +17,8 @@ import org.junit.jupiter.params.provider.MethodSource;
  * Backward: gb = g·b (workspace, starts NaN); db = s·gᵀ·h; da = s·gbᵀ·x (overwritten, starting NaN,
  * or accumulated into random contents); dx += s·gb·a or dx null. Tolerances: normwise
  * {@link KernelTesting#gemmTol} for one product, {@link KernelTesting#chainTol} for two in a row.
- * Accumulated-into buffers start at the size of the update, so a lost update cannot hide.
+ * Accumulated-into buffers start at the size of the update (at least 1, for empty products), so a lost
+ * update cannot hide.
  */
 class LowRankTest {
     /** t, d_in, d_out, r, s. */
@@ -42,12 +43,66 @@ class LowRankTest {
         return out.stream();
     }
 
+    /**
+     * Both sides of every size switch of native/cpu/lowrank.cpp (use_direct: direct kernels or
+     * dnnl_sgemm; inside the direct kernels: bᵀ tiles, r a multiple of the vector width), beyond
+     * what {@link #SIZES} reaches. t, d_in, d_out, r, s; the backward runs each with
+     * (accumulate, dx) = (true, present) and (false, null).
+     */
+    static final Object[][] SWITCH_SIZES = {
+        {7, 33, 257, 65, 0.75f},        // r = 65 > 64: dnnl_sgemm (fwd, bwd)
+        {31, 97, 53, 64, -0.5f},        // r = 64, small: direct; r a multiple of every width (bwd gb by rows of b)
+        {1358, 257, 129, 64, 0.5f},     // r in (16, 64]: t·r·(d_in + d_out) = 2^25 - 1488 <= 2^25: direct
+        {1359, 257, 129, 64, 0.5f},     // ... one row more, past 2^25: dnnl_sgemm
+        {31, 97, 53, 16, 1.25f},        // r = 16, small: direct (bwd: r a multiple of every width)
+        {513, 129, 127, 5, -1.5f},      // bwd: t > 512 but d_in + d_out = 256, not short rows: direct
+        {513, 128, 127, 5, 2f},         // bwd: t > 512 and d_in + d_out = 255 < 256: dnnl_sgemm
+        {512, 100, 55, 5, 0.5f},        // bwd: short rows but t = 512: direct
+        {33, 257, 257, 33, -0.625f},    // d_out = 257 > 224 columns per bᵀ tile at r = 33: two tiles
+        {5, 0, 0, 12, 1.5f},            // d_in = d_out = 0 (no work per row), r = 12 > 8: direct, h = 0
+        {6, 0, 9, 3, 1.5f},             // d_in = 0 alone: h = 0, y unchanged, dx empty
+        {6, 9, 0, 3, 1.5f},             // d_out = 0, r % W != 0: gb = 0 (bwd zero-fill branch)
+        {1, 8191, 8193, 8, 0.5f},       // one row, 2^17 multiply-adds: two threads, one of them without rows
+    };
+
+    /**
+     * r in (8, 16]: t·r·(d_in + d_out) = 2^27 + 2^15 > 2^27: dnnl_sgemm. Forward only: use_direct's
+     * test is the same for the backward, whose dnnl code other cases run, and its reference would
+     * take seconds at this size.
+     */
+    static final Object[] LARGE_R16 = {4097, 1023, 1025, 16, 0.25f};
+
+    static Stream<Arguments> forwardSwitchCases() {
+        return Stream.concat(Stream.of(SWITCH_SIZES), Stream.<Object[]>of(LARGE_R16)).map(Arguments::of);
+    }
+
+    static Stream<Arguments> backwardSwitchCases() {
+        List<Arguments> out = new ArrayList<>();
+        for (Object[] s : SWITCH_SIZES) {
+            out.add(Arguments.of(s[0], s[1], s[2], s[3], s[4], true, true));
+            out.add(Arguments.of(s[0], s[1], s[2], s[3], s[4], false, false));
+        }
+        return out.stream();
+    }
+
+    @ParameterizedTest(name = "t={0} d_in={1} d_out={2} r={3} s={4}")
+    @MethodSource("forwardSwitchCases")
+    void forwardBothSidesOfEverySwitch(int t, int dIn, int dOut, int r, float sc) {
+        forwardMatchesReference(t, dIn, dOut, r, sc);
+    }
+
+    @ParameterizedTest(name = "t={0} d_in={1} d_out={2} r={3} s={4} accumulate={5} dx={6}")
+    @MethodSource("backwardSwitchCases")
+    void backwardBothSidesOfEverySwitch(int t, int dIn, int dOut, int r, float sc, boolean accumulate, boolean withDx) {
+        backwardMatchesReference(t, dIn, dOut, r, sc, accumulate, withDx);
+    }
+
     @ParameterizedTest(name = "t={0} d_in={1} d_out={2} r={3} s={4}")
     @MethodSource("forwardCases")
     void forwardMatchesReference(int t, int dIn, int dOut, int r, float sc) {
         Case c = newCase("lowrankForward t=" + t + " d_in=" + dIn + " d_out=" + dOut + " r=" + r + " s=" + sc);
         float[] x = c.normal(t * dIn), a = c.normal(r * dIn), b = c.normal(dOut * r);
-        float[] y0 = c.normal(t * dOut, Math.abs(sc) * Math.sqrt((double) dIn * r));
+        float[] y0 = c.normal(t * dOut, Math.abs(sc) * Math.sqrt(Math.max(1.0, (double) dIn * r)));
         try (Scope s = new Scope()) {
             Tensor tx = s.of(x, t, dIn), ta = s.of(a, r, dIn), tb = s.of(b, dOut, r);
             Tensor h = s.poisoned(t, r), y = s.of(y0, t, dOut);
@@ -69,9 +124,9 @@ class LowRankTest {
         double[] xd = toDouble(x), ad = toDouble(a), bd = toDouble(b), gd = toDouble(g);
         // h as the forward stores it (fp32), so the backward computes the true gradient of Σ g⊙y.
         float[] h = toFloat(Reference.lowrankH(t, dIn, r, xd, ad));
-        float[] da0 = accumulate ? c.normal(r * dIn, as * Math.sqrt((double) t * dOut)) : null;
-        float[] db0 = accumulate ? c.normal(dOut * r, as * Math.sqrt((double) t * dIn)) : null;
-        float[] dx0 = withDx ? c.normal(t * dIn, as * Math.sqrt((double) r * dOut)) : null;
+        float[] da0 = accumulate ? c.normal(r * dIn, as * Math.sqrt(Math.max(1.0, (double) t * dOut))) : null;
+        float[] db0 = accumulate ? c.normal(dOut * r, as * Math.sqrt(Math.max(1.0, (double) t * dIn))) : null;
+        float[] dx0 = withDx ? c.normal(t * dIn, as * Math.sqrt(Math.max(1.0, (double) r * dOut))) : null;
         try (Scope s = new Scope()) {
             Tensor tx = s.of(x, t, dIn), ta = s.of(a, r, dIn), tb = s.of(b, dOut, r), th = s.of(h, t, r), tg = s.of(g, t, dOut);
             Tensor gb = s.poisoned(t, r);

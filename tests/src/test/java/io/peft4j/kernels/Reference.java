@@ -159,11 +159,14 @@ final class Reference {
         return out;
     }
 
+    /** First maximum of each row; the first NaN counts as larger than any number (torch.argmax). */
     static int[] argmaxRows(int t, int c, double[] x) {
         int[] out = new int[t];
         for (int i = 0; i < t; i++) {
             int best = 0;
-            for (int j = 1; j < c; j++) if (x[i * c + j] > x[i * c + best]) best = j;
+            for (int j = 1; j < c && !Double.isNaN(x[i * c + best]); j++) {
+                if (Double.isNaN(x[i * c + j]) || x[i * c + j] > x[i * c + best]) best = j;
+            }
             out[i] = best;
         }
         return out;
