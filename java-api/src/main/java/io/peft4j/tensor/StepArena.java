@@ -29,7 +29,7 @@ public final class StepArena implements AutoCloseable {
     public Tensor allocate(DType dtype, long... shape) {
         if (closed) throw new IllegalStateException("step arena is closed");
         long bytes = Tensor.byteSize(dtype, shape);
-        Tensor.checkFits(dtype + Arrays.toString(shape), bytes);   // also keeps the sums below from overflowing
+        Tensor.checkFits(() -> dtype + Arrays.toString(shape), bytes);   // also keeps the sums below from overflowing
         long padded = (bytes + Tensor.ALIGNMENT - 1) & -Tensor.ALIGNMENT;
         while (chunk < chunks.size() && used + padded > chunks.get(chunk).byteSize()) {
             chunk++;

@@ -90,15 +90,25 @@ public final class Tensor implements AutoCloseable {
 
     /** Refuses {@code bytes} for {@code what} (e.g. "F32[1073741824, 784]") when it is more than physical memory. */
     static void checkFits(String what, long bytes) {
+        checkFits(() -> what, bytes);
+    }
+
+    /** {@link #checkFits(String, long)} that names the tensor only when it must refuse it (step allocations are hot). */
+    static void checkFits(java.util.function.Supplier<String> what, long bytes) {
         long physical = physicalMemory();
         if (bytes > physical) {
-            throw new IllegalArgumentException("cannot allocate " + what + ": it needs " + gib(bytes)
+            throw new IllegalArgumentException("cannot allocate " + what.get() + ": it needs " + gib(bytes)
                     + ", more than this machine's " + gib(physical) + " of memory");
         }
     }
 
     private static long physicalMemory() {
-        return ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
+        return PhysicalMemory.BYTES;
+    }
+
+    /** Read once: the MXBean reads /proc on every call, far too slow for per-step allocations. */
+    private static final class PhysicalMemory {
+        static final long BYTES = ((com.sun.management.OperatingSystemMXBean) ManagementFactory.getOperatingSystemMXBean()).getTotalMemorySize();
     }
 
     private static long freeMemory() {
