@@ -9,7 +9,6 @@ import io.peft4j.nn.Module;
 import io.peft4j.nn.Parameter;
 import io.peft4j.tensor.DType;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.lang.foreign.ValueLayout;
 import java.nio.charset.StandardCharsets;
 import java.nio.file.Path;

@@ -12,9 +12,9 @@ import java.awt.Color;
 import java.awt.Font;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.ArrayList;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -39,6 +39,8 @@ import picocli.CommandLine.Option;
         description = {"Fine-tune several methods from the same base and seed on rot90 and compare them:",
                 "accuracy, trainable parameters, speed, adapter size; writes compare.jsonl and compare.png."})
 final class Compare implements Callable<Integer> {
+    private static final com.fasterxml.jackson.databind.ObjectMapper JSONL = new com.fasterxml.jackson.databind.ObjectMapper();
+
     @Mixin Main.Common common;
     @Mixin Main.BaseOptions baseOptions;
     @Mixin Main.TrainOptions trainOptions;
@@ -155,7 +157,7 @@ final class Compare implements Callable<Integer> {
     private static void writeJsonl(Path file, List<Row> rows) {
         StringBuilder sb = new StringBuilder();
         try {
-            for (Row r : rows) sb.append(new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(r.json())).append('\n');
+            for (Row r : rows) sb.append(JSONL.writeValueAsString(r.json())).append('\n');
             AtomicFiles.writeString(file, sb.toString());
         } catch (IOException e) {
             throw IoErrors.unchecked("write", file, e);
@@ -209,7 +211,7 @@ final class Compare implements Callable<Integer> {
         try {
             Path tmp = png.resolveSibling("." + png.getFileName() + ".tmp.png");
             BitmapEncoder.saveBitmap(chart, tmp.toString(), BitmapEncoder.BitmapFormat.PNG);
-            Files.move(tmp, png, java.nio.file.StandardCopyOption.REPLACE_EXISTING, java.nio.file.StandardCopyOption.ATOMIC_MOVE);
+            Files.move(tmp, png, StandardCopyOption.REPLACE_EXISTING, StandardCopyOption.ATOMIC_MOVE);
         } catch (IOException e) {
             throw IoErrors.unchecked("write", png, e);
         }

@@ -18,12 +18,13 @@ import io.peft4j.peft.ConfigField;
 import io.peft4j.peft.PeftModel;
 import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
+import io.peft4j.train.Trainer;
 import io.peft4j.io.AtomicFiles;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.nio.file.StandardCopyOption;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
@@ -292,13 +293,13 @@ public final class Main implements Runnable {
             }
             trainOptions.validate();
             Path partial = RunDir.partialOf(resume);
-            boolean fromPartial = Files.isRegularFile(partial.resolve(io.peft4j.train.Trainer.CHECKPOINT_FILE)) && Files.isRegularFile(partial.resolve("run.json"));
+            boolean fromPartial = Files.isRegularFile(partial.resolve(Trainer.CHECKPOINT_FILE)) && Files.isRegularFile(partial.resolve(RunDir.MARKER));
             Path source = fromPartial ? partial : resume;
-            if (!Files.isRegularFile(source.resolve("run.json")) || !Files.isRegularFile(source.resolve(io.peft4j.train.Trainer.CHECKPOINT_FILE))) {
+            if (!Files.isRegularFile(source.resolve(RunDir.MARKER)) || !Files.isRegularFile(source.resolve(Trainer.CHECKPOINT_FILE))) {
                 throw new IllegalArgumentException("--resume " + resume + ": no run to continue (it needs run.json and "
-                        + io.peft4j.train.Trainer.CHECKPOINT_FILE + ", written by peft4j train --out)");
+                        + Trainer.CHECKPOINT_FILE + ", written by peft4j train --out)");
             }
-            Map<String, Object> rec = MethodOptions.readConfig(source.resolve("run.json"));
+            Map<String, Object> rec = MethodOptions.readConfig(source.resolve(RunDir.MARKER));
             MethodOptions.Resolved method = MethodOptions.fromJson((Map<String, Object>) rec.get("adapter_config"));
             int recordedEpochs = ((Number) rec.get("epochs")).intValue();
             Workflow.TrainSettings s = new Workflow.TrainSettings(trainOptions.epochs == null ? recordedEpochs : trainOptions.epochs,
@@ -332,7 +333,7 @@ public final class Main implements Runnable {
                 for (Path p : s.toList()) {
                     Path target = to.resolve(from.relativize(p).toString());
                     if (Files.isDirectory(p)) Files.createDirectories(target);
-                    else Files.copy(p, target, java.nio.file.StandardCopyOption.REPLACE_EXISTING);
+                    else Files.copy(p, target, StandardCopyOption.REPLACE_EXISTING);
                 }
             }
         }

@@ -2,7 +2,6 @@ package io.peft4j.cli;
 
 import io.peft4j.io.IoErrors;
 import java.io.IOException;
-import java.io.UncheckedIOException;
 import java.nio.channels.FileChannel;
 import java.nio.channels.FileLock;
 import java.nio.channels.OverlappingFileLockException;
@@ -11,6 +10,7 @@ import java.nio.file.Path;
 import java.nio.file.StandardCopyOption;
 import java.nio.file.StandardOpenOption;
 import java.util.Comparator;
+import java.util.Set;
 import java.util.stream.Stream;
 
 /**
@@ -99,7 +99,7 @@ final class RunDir implements AutoCloseable {
         }
     }
 
-    private static final java.util.Set<String> OUTPUTS = java.util.Set.of("adapter", "metrics.jsonl", "training.png", "trainer_state.safetensors");
+    private static final Set<String> OUTPUTS = Set.of("adapter", "metrics.jsonl", "training.png", "trainer_state.safetensors");
 
     private static boolean isEmptyDir(Path dir) {
         if (!Files.isDirectory(dir)) return false;

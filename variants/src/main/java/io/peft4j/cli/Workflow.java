@@ -18,7 +18,6 @@ import io.peft4j.train.AdamW;
 import io.peft4j.train.Trainer;
 import java.io.IOException;
 import java.io.PrintStream;
-import java.io.UncheckedIOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
