@@ -140,6 +140,10 @@ public final class ConfigField {
             return "[" + String.join(", ", parts) + "]";
         }
         if (v instanceof Map<?, ?> m && m.isEmpty()) return "{}";
+        if ((v instanceof Double || v instanceof Float) && ((Number) v).doubleValue() == Math.rint(((Number) v).doubleValue())
+                && Math.abs(((Number) v).doubleValue()) < 1e15) {
+            return Long.toString(((Number) v).longValue());   // 8, as PEFT writes lora_alpha, not 8.0
+        }
         return String.valueOf(v);
     }
 
