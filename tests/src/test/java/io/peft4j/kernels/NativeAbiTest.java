@@ -343,6 +343,9 @@ class NativeAbiTest {
         assertEquals(0, Peft4j.p4j_relu_forward(ctx, 0, NULL, NULL), () -> lastError());
         assertEquals(0, Peft4j.p4j_rng_normal(ctx, 0, 5, 0, 0, 1, NULL), () -> lastError());
         assertEquals(0, Peft4j.p4j_gemm(ctx, 0, 0, 0, 0, 0, 1, NULL, 0, NULL, 0, 0, NULL, 0), () -> lastError());
+        // Rows but no columns (m = 2, n = 0; a and b never read, c empty), and the same transposed.
+        assertEquals(0, Peft4j.p4j_gemm(ctx, 0, 0, 2, 0, 4, 1, NULL, 4, NULL, 0, 0, NULL, 0), () -> lastError());
+        assertEquals(0, Peft4j.p4j_gemm(ctx, 1, 1, 2, 0, 4, 1, NULL, 2, NULL, 4, 0, NULL, 0), () -> lastError());
         assertEquals(0, Peft4j.p4j_ctx_destroy(NULL), "destroying NULL is a no-op, like free(NULL)");
         assertEquals(0, Peft4j.p4j_mem_advise_huge(NULL, 0), () -> lastError());
         assertEquals(0, Peft4j.p4j_mem_advise_huge(f[0], FLOATS * 4), () -> lastError()); // no whole page: no advice
