@@ -96,6 +96,8 @@ constexpr int64_t kStreamBytes = 16 << 20;
 // width). dst must be 4-byte aligned; the head is copied until dst is 16-byte aligned.
 void stream_copy(const float* src, float* dst, int64_t n) {
   int64_t i = 0;
+  // Aligned and unaligned dst: ElementwiseTest#copyBelowAndFromTheStreamingSizeIsExact. The head is
+  // at most 3 floats of n >= 4 Mi (kStreamBytes), so its i < n exit is never taken.
   for (; i < n && (reinterpret_cast<uintptr_t>(dst + i) & 15) != 0; ++i) dst[i] = src[i];
   for (; i + 16 <= n; i += 16) {
     const __m128 a = _mm_loadu_ps(src + i), b = _mm_loadu_ps(src + i + 4);

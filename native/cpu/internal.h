@@ -188,6 +188,9 @@ Isa active_isa();
 // e^x for float, relative error ~2 ulp: x = k·ln2 + r, |r| <= ln2/2, degree-7 Taylor for e^r,
 // 2^k built in the exponent bits. Returns 0 below ln(2^-126) (no denormals), +inf above
 // ln(FLT_MAX), NaN for NaN.
+// Every caller passes x < 1 or NaN (softmax: logit − row max <= 0; GELU: c − x²/2, |c| < 1.3), so the
+// x > hi sides below (the upper clamp, k > 127, +inf) are never taken; they keep exp_f a correct
+// e^x. x < lo and NaN: ElementwiseTest#geluTailsAndNaN, LossTest#softmaxXentWideNaNAndInfiniteRows.
 P4J_INLINE float exp_f(float x) {
   const float lo = -87.33654f, hi = 88.72283f;  // ln(2^-126), ln(FLT_MAX)
   const float xc = x < lo ? lo : (x > hi ? hi : x);

@@ -198,7 +198,13 @@ P4J_INLINE void lane_sums(const vf<W>* acc, float* sums) {
 // Register tiles (accumulator vectors) per width: 32 registers for AVX-512, 16 otherwise.
 // The tile-remainder branches below (ranks, rows, columns left over by a full tile, strips of
 // n % W columns) are run by LowRankTest's ranks 1, 3, 5, 7, 8, 12, 16, 33, 64 and sizes of
-// every residue, in each ISA run; tests/coverage.sh lists any branch left unrun.
+// every residue, in each ISA run (and LowRankTest TILE_SIZES); tests/coverage.sh lists any branch left unrun.
+// gcov at -O0 counts the branches of every inlined call site of these templates (and of every
+// instance) apart. The sides no input can take there: the exit of a loop over a template constant
+// (l < W, i < MR, k < KR, c < NC) at its first test; `add`, a constant at each call of rowupdate
+// (false only for the backward's gb, true for y and dx) and of rowdot (false for h); and in
+// rowupdate's strip copies, which pass exactly one vector of columns (ncv = W), the tiles of 2 and
+// more column vectors (upd_cols); for gb, whose r columns are a multiple of W, the strip itself.
 template <int W>
 struct Tile {  // W = 8 and 4
   static constexpr int dot_m = 2, dot_k = 4;  // rowdot: rows x ranks
@@ -664,6 +670,7 @@ void run_lowrank(const p4j_ctx* ctx, int64_t rows, int64_t per_row, LowrankPart 
                  LowrankPart base, const LowrankArgs& p) {
   const Isa isa = active_isa();
   const LowrankPart part = isa == Isa::avx512 ? avx512 : isa == Isa::avx2 ? avx2 : base;
+  // Guard: an overflowing rows·per_row needs operands far beyond any machine's memory, not reachable.
   const int64_t work = per_row > 0 && rows > INT64_MAX / per_row ? INT64_MAX : rows * per_row;
   const int nt = threads_for(ctx, work, kDirectGrain);
   // One thread / a team: LowRankTest SIZES 7x33x257 / 1000x129x33 (Backend.cpu() on >= 2 cores);
@@ -754,6 +761,7 @@ int32_t p4j_lowrank_forward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out
       run_lowrank(ctx, t, r * (d_in + d_out), fwd_avx512, fwd_avx2, fwd_base, p);
       return P4J_OK;
     }
+    // Each P4J_TRY(sgemm(...)) here fails only when dnnl_sgemm does: not reachable (see dnnl_status_name).
     // h = x·aᵀ [t, r]
     P4J_TRY(sgemm(fn, ctx, false, true, t, r, d_in, 1.0f, x, d_in, a, d_in, 0.0f, h, r));
     // y += s·h·bᵀ [t, d_out]
@@ -779,6 +787,7 @@ int32_t p4j_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_ou
       return P4J_OK;
     }
     const float beta = accumulate != 0 ? 1.0f : 0.0f;
+    // As in the forward pass, no P4J_TRY(sgemm(...)) below can fail in a test.
     // gb = g·b [t, r]
     P4J_TRY(sgemm(fn, ctx, false, false, t, r, d_out, 1.0f, g, d_out, b, r, 0.0f, gb, r));
     // db (+)= s·gᵀ·h [d_out, r]

@@ -71,14 +71,14 @@ P4J_INLINE void sumsq_body(int64_t n, const float* x, double* out) {
 }
 P4J_MULTIVERSION(sumsq, (int64_t n, const float* x, double* out), (n, x, out))
 
-int32_t check_range(const char* fn, const char* name, float v, float lo, bool lo_open, float hi, bool hi_open) {
-  bool ok = std::isfinite(v) && (lo_open ? v > lo : v >= lo) && (hi_open ? v < hi : v <= hi);
-  if (!ok)
-    return fail(P4J_EINVAL, "%s: %s (%g) not in %c%g, %g%c", fn, name, v, lo_open ? '(' : '[', lo, hi,
-                hi_open ? ')' : ']');
+// Every range checked here (beta1, beta2) is [0, 1). Each side: NativeAbiTest#badRawArgumentsReturnEinvalAndWriteNothing
+// (beta1 = 1, NaN; beta2 < 0) / every valid step.
+int32_t check_unit_interval(const char* fn, const char* name, float v) {
+  if (!(std::isfinite(v) && v >= 0.0f && v < 1.0f)) return fail(P4J_EINVAL, "%s: %s (%g) not in [0, 1)", fn, name, v);
   return P4J_OK;
 }
 
+// Each side: NativeAbiTest (lr < 0, eps = inf, weight_decay NaN) / every valid step.
 int32_t check_nonneg_finite(const char* fn, const char* name, float v) {
   if (!(std::isfinite(v) && v >= 0.0f)) return fail(P4J_EINVAL, "%s: %s (%g) is not finite and >= 0", fn, name, v);
   return P4J_OK;
@@ -103,8 +103,8 @@ int32_t p4j_adamw_step(p4j_ctx* ctx, int64_t n, float* param, const float* grad,
     P4J_TRY(check_ptr(fn, "m", m, n));
     P4J_TRY(check_ptr(fn, "v", v, n));
     P4J_TRY(check_nonneg_finite(fn, "lr", lr));
-    P4J_TRY(check_range(fn, "beta1", beta1, 0.0f, false, 1.0f, true));
-    P4J_TRY(check_range(fn, "beta2", beta2, 0.0f, false, 1.0f, true));
+    P4J_TRY(check_unit_interval(fn, "beta1", beta1));
+    P4J_TRY(check_unit_interval(fn, "beta2", beta2));
     P4J_TRY(check_nonneg_finite(fn, "eps", eps));
     P4J_TRY(check_nonneg_finite(fn, "weight_decay", weight_decay));
     if (step < 1) return fail(P4J_EINVAL, "%s: step (%lld) < 1", fn, static_cast<long long>(step));

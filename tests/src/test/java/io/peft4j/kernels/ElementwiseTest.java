@@ -10,6 +10,7 @@ import java.util.Arrays;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.CsvSource;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /**
  * Elementwise ops against the double reference, outputs NaN-poisoned unless documented "+=".
@@ -103,6 +104,42 @@ class ElementwiseTest {
             Backend.cpu().geluForward(tx, tx);
             assertWithin(c, "y (in place)", tx.toFloatArray(), yRef, i -> 1e-5 * Math.abs(yRef[i]) + 1e-37);
         }
+    }
+
+    /**
+     * GELU in its far tails and on NaN: |x| from 13.5 to 60, where exp_f's argument c − x²/2 falls
+     * below ln(2^-126) and is clamped (internal.h: Φ(x) = 1 or 0, φ(x) = 0 in fp32), and NaN, which
+     * must come out as NaN. The clamp flushes results below 2^-126 to zero: the bounds allow that.
+     */
+    @ParameterizedTest(name = "n={0}")
+    @ValueSource(ints = {37, 1001})
+    void geluTailsAndNaN(int n) {
+        Case c = newCase("gelu tails n=" + n);
+        float[] x = c.signedUniform(n, 13.5, 60), g = c.normal(n);
+        for (int i = 0; i < n; i += 7) x[i] = Float.NaN;
+        double[] xd = toDouble(x), gd = toDouble(g);
+        try (Scope s = new Scope()) {
+            Tensor tx = s.of(x, n), y = s.of(filled(n, 7.5f), n), dx = s.of(filled(n, 7.5f), n);
+            Backend.cpu().geluForward(tx, y);
+            Backend.cpu().geluBackward(tx, s.of(g, n), dx);
+            double[] yRef = Reference.gelu(xd), dxRef = Reference.geluBackward(xd, gd);
+            float[] yGot = y.toFloatArray(), dxGot = dx.toFloatArray();
+            for (int i = 0; i < n; i++) {
+                if (Float.isNaN(x[i])) {
+                    assertTrue(Float.isNaN(yGot[i]) && Float.isNaN(dxGot[i]), c.label() + ": NaN x[" + i + "] gave y " + yGot[i] + ", dx " + dxGot[i]);
+                    yGot[i] = dxGot[i] = 0;
+                    yRef[i] = dxRef[i] = 0;
+                }
+            }
+            assertWithin(c, "y", yGot, yRef, i -> 1e-6 * Math.abs(yRef[i]) + 1e-36);
+            assertWithin(c, "dx", dxGot, dxRef, i -> 1e-6 * Math.abs(dxRef[i]) + 1e-36);
+        }
+    }
+
+    static float[] filled(int n, float v) {
+        float[] a = new float[n];
+        Arrays.fill(a, v);
+        return a;
     }
 
     @ParameterizedTest(name = "n={0}")

@@ -36,16 +36,21 @@ class GemmTest {
     /**
      * alpha = 0 or k = 0 never reaches dnnl_sgemm (native/cpu/lowrank.cpp sgemm): c = beta·c, with
      * beta = 0 writing zeros over NaN (c is not read), beta = 1 leaving c alone, another beta scaling.
+     * On two threads, so that c of 300 x 257 (over two threads' grain) is scaled by both (scale_matrix's
+     * parallel side) and 129 x 257 by one.
      */
-    @ParameterizedTest(name = "k={0} alpha={1} beta={2}")
-    @org.junit.jupiter.params.provider.CsvSource({"33, 0, 0", "33, 0, 1", "33, 0, -0.625", "0, 1.5, 0", "0, 1.5, 1", "0, 1.5, 2.5"})
-    void alphaZeroOrEmptyKOnlyScalesC(int k, float alpha, float beta) {
-        Case c = newCase("gemm scale-only k=" + k + " alpha=" + alpha + " beta=" + beta);
-        int m = 129, n = 257;
+    @ParameterizedTest(name = "m={0} k={1} alpha={2} beta={3}")
+    @org.junit.jupiter.params.provider.CsvSource({"129, 33, 0, 0", "129, 33, 0, 1", "129, 33, 0, -0.625", "129, 0, 1.5, 0",
+        "129, 0, 1.5, 1", "129, 0, 1.5, 2.5", "300, 33, 0, 0", "300, 0, 1.5, 2.5"})
+    void alphaZeroOrEmptyKOnlyScalesC(int m, int k, float alpha, float beta) {
+        Case c = newCase("gemm scale-only m=" + m + " k=" + k + " alpha=" + alpha + " beta=" + beta);
+        int n = 257;
         float[] a = c.normal(m * k), b = c.normal(k * n), c0 = c.normal(m * n);
         try (Scope s = new Scope()) {
             Tensor tc = beta == 0 ? s.poisoned(m, n) : s.of(c0, m, n);
-            Backend.cpu().gemm(false, false, alpha, s.of(a, m, k), s.of(b, k, n), beta, tc);
+            try (Backend two = Backend.cpu(2)) {
+                two.gemm(false, false, alpha, s.of(a, m, k), s.of(b, k, n), beta, tc);
+            }
             float[] expected = new float[m * n];
             for (int i = 0; i < expected.length; i++) expected[i] = beta == 0 ? 0f : beta * c0[i];
             assertExact(c, "c", tc.toFloatArray(), expected);

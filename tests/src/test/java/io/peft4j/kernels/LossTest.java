@@ -6,11 +6,13 @@ import static org.junit.jupiter.api.Assertions.fail;
 import io.peft4j.backend.Backend;
 import io.peft4j.tensor.Tensor;
 import java.util.ArrayList;
+import java.util.Arrays;
 import java.util.List;
 import java.util.stream.Stream;
 import org.junit.jupiter.params.ParameterizedTest;
 import org.junit.jupiter.params.provider.Arguments;
 import org.junit.jupiter.params.provider.MethodSource;
+import org.junit.jupiter.params.provider.ValueSource;
 
 /** Softmax cross-entropy and MSE against the reference (gradients proven in {@link ReferenceTest}). */
 class LossTest {
@@ -52,6 +54,53 @@ class LossTest {
             // scale·(p − onehot)/t in a few roundings: 4u of |scale|·(p + onehot)/t.
             assertWithin(c, "dlogits", dl.toFloatArray(), dRef,
                     i -> 4 * U * Math.abs(scale) * (p[i] + (i % k == labels[i / k] ? 1 : 0)) / t + 1e-45);
+        }
+    }
+
+    /**
+     * Rows the normal cases never hold (native/cpu/loss.cpp, exp_f in internal.h), c = 7 and 33 so
+     * both the vector and the tail loops see them: row 0 spans ±600, so most x − max fall below
+     * ln(2^-126) and exp_f returns 0 (the reference's p there is below 2^-126 too); row 1 holds a NaN
+     * and row 2 only −∞ (its max is taken as 0): both rows' probabilities and the loss are NaN, as in
+     * the reference. The other rows must be unaffected. probs is poisoned with 7.5, not NaN, here.
+     */
+    @ParameterizedTest(name = "t=5 c={0}")
+    @ValueSource(ints = {7, 33})
+    void softmaxXentWideNaNAndInfiniteRows(int k) {
+        int t = 5;
+        Case c = newCase("softmaxXent special rows c=" + k);
+        float[] logits = c.normal(t * k, 3);
+        for (int j = 0; j < k; j++) logits[j] *= 200;
+        logits[k + k / 2] = Float.NaN;
+        for (int j = 0; j < k; j++) logits[2 * k + j] = Float.NEGATIVE_INFINITY;
+        int[] labels = c.ints(t, k);
+        try (Scope s = new Scope()) {
+            float[] seven = new float[t * k];
+            Arrays.fill(seven, 7.5f);
+            Tensor lab = s.ints(labels, t), probs = s.of(seven, t, k);
+            float loss = Backend.cpu().softmaxXentForward(s.of(logits, t, k), lab, probs);
+            double lossRef = Reference.xentLoss(t, k, toDouble(logits), labels);
+            if (!Double.isNaN(lossRef) || !Float.isNaN(loss)) fail(c.label() + ": loss " + loss + ", reference " + lossRef);
+            double[] pRef = Reference.softmax(t, k, toDouble(logits));
+            float[] got = probs.toFloatArray();
+            for (int i = 0; i < 3 * k; i++) {
+                if (i >= k && !(Float.isNaN(got[i]) && Double.isNaN(pRef[i])))
+                    fail(c.label() + ": probs[" + i + "] = " + got[i] + ", reference " + pRef[i] + ", both must be NaN");
+            }
+            // Each finite row on its own: its loss, and its probabilities as in softmaxXentMatchesReference
+            // (plus 2^-126 for values exp_f flushes to zero).
+            for (int row : new int[] {0, 3, 4}) {
+                float[] x = Arrays.copyOfRange(logits, row * k, (row + 1) * k);
+                double[] rowRef = Reference.softmax(1, k, toDouble(x));
+                double rowLoss = Reference.xentLoss(1, k, toDouble(x), new int[] {labels[row]});
+                float[] rowGot = Arrays.copyOfRange(got, row * k, (row + 1) * k);
+                assertWithin(c, "probs row " + row, rowGot, rowRef, i -> 1e-5 * rowRef[i] + 0x1p-126);
+                Tensor one = s.poisoned(1, k);
+                float l1 = Backend.cpu().softmaxXentForward(s.of(x, 1, k), s.ints(new int[] {labels[row]}, 1), one);
+                if (!(Math.abs(l1 - rowLoss) <= 1e-5 * (1 + Math.abs(rowLoss))))
+                    fail(c.label() + ": row " + row + " loss " + l1 + ", reference " + rowLoss);
+                assertWithin(c, "probs of row " + row + " alone", one.toFloatArray(), rowRef, i -> 1e-5 * rowRef[i] + 0x1p-126);
+            }
         }
     }
 

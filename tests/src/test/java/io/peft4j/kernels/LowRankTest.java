@@ -66,6 +66,21 @@ class LowRankTest {
     };
 
     /**
+     * Register-tile remainders the sizes above leave out (native/cpu/lowrank.cpp, Tile): ranks of every
+     * remainder of 8, 4 and 2 and multiples of 8 and 16 between 16 and 64 (for the backward's gb by rows of
+     * b: column tiles of 2 and 1 vectors), rows of every remainder of 6, 3 and 2, columns of every
+     * remainder of 64, 32, 16 and 8.
+     */
+    static final Object[][] TILE_SIZES = {
+        {2, 45, 29, 2, 0.5f}, {3, 17, 130, 4, -1.25f}, {4, 130, 17, 6, 0.75f}, {5, 61, 47, 10, 1.5f},
+        {7, 23, 95, 24, -0.5f}, {11, 77, 61, 32, 0.25f}, {13, 99, 83, 48, 1.25f}, {8, 40, 72, 40, -0.75f},
+        {9, 111, 49, 56, 0.5f}, {10, 48, 112, 14, 2f},
+        // d_in a multiple of 16 (no strip) with odd ranks, and d_out past one bᵀ tile (528 columns at
+        // r = 15, 1152 at r = 7): the backward's gb dot products then add into the first tile's.
+        {5, 64, 600, 15, 0.5f}, {7, 80, 1200, 7, -0.5f},
+    };
+
+    /**
      * r in (8, 16]: t·r·(d_in + d_out) = 2^27 + 2^15 > 2^27: dnnl_sgemm. Forward only: use_direct's
      * test is the same for the backward, whose dnnl code other cases run, and its reference would
      * take seconds at this size.
@@ -73,12 +88,13 @@ class LowRankTest {
     static final Object[] LARGE_R16 = {4097, 1023, 1025, 16, 0.25f};
 
     static Stream<Arguments> forwardSwitchCases() {
-        return Stream.concat(Stream.of(SWITCH_SIZES), Stream.<Object[]>of(LARGE_R16)).map(Arguments::of);
+        return Stream.of(Stream.of(SWITCH_SIZES), Stream.of(TILE_SIZES), Stream.<Object[]>of(LARGE_R16))
+                .flatMap(x -> x).map(Arguments::of);
     }
 
     static Stream<Arguments> backwardSwitchCases() {
         List<Arguments> out = new ArrayList<>();
-        for (Object[] s : SWITCH_SIZES) {
+        for (Object[] s : Stream.concat(Stream.of(SWITCH_SIZES), Stream.of(TILE_SIZES)).toList()) {
             out.add(Arguments.of(s[0], s[1], s[2], s[3], s[4], true, true));
             out.add(Arguments.of(s[0], s[1], s[2], s[3], s[4], false, false));
         }

@@ -151,6 +151,12 @@ class NativeAbiTest {
         c.add(bad("p4j_mse", "n < 0", ": n (-8) < 0", () -> Peft4j.p4j_mse(ctx, -8, f[0], f[1], f[2], NULL)));
         c.add(bad("p4j_adamw_step", "step 0", ": step (0) < 1", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 0)));
         c.add(bad("p4j_adamw_step", "beta1 = 1", ": beta1 (1) not in [0, 1)", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 1f, 0.999f, 1e-8f, 0, 1)));
+        // Each way out of optim.cpp's range checks: NaN, below the bound, infinite.
+        c.add(bad("p4j_adamw_step", "beta1 NaN", ": beta1 (nan) not in [0, 1)", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, Float.NaN, 0.999f, 1e-8f, 0, 1)));
+        c.add(bad("p4j_adamw_step", "beta2 < 0", ": beta2 (-0.5) not in [0, 1)", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 0.9f, -0.5f, 1e-8f, 0, 1)));
+        c.add(bad("p4j_adamw_step", "lr < 0", ": lr (-0.001) is not finite and >= 0", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], -1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1)));
+        c.add(bad("p4j_adamw_step", "eps = inf", ": eps (inf) is not finite and >= 0", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], f[3], 1e-3f, 0.9f, 0.999f, Float.POSITIVE_INFINITY, 0, 1)));
+        c.add(bad("p4j_sgd_step", "weight_decay NaN", ": weight_decay (nan) is not finite and >= 0", () -> Peft4j.p4j_sgd_step(ctx, 8, f[0], f[1], f[2], 0.1f, 0.9f, Float.NaN, 0, 1)));
         c.add(bad("p4j_adamw_step", "null v", ": v is null", () -> Peft4j.p4j_adamw_step(ctx, 8, f[0], f[1], f[2], NULL, 1e-3f, 0.9f, 0.999f, 1e-8f, 0, 1)));
         c.add(bad("p4j_sgd_step", "momentum without buf", ": buf (momentum != 0) is null", () -> Peft4j.p4j_sgd_step(ctx, 8, f[0], f[1], NULL, 0.1f, 0.9f, 0, 0, 1)));
         c.add(bad("p4j_sgd_step", "n < 0", ": n (-8) < 0", () -> Peft4j.p4j_sgd_step(ctx, -8, f[0], f[1], f[2], 0.1f, 0.9f, 0, 0, 1)));
@@ -337,6 +343,9 @@ class NativeAbiTest {
         assertEquals(0, Peft4j.p4j_relu_forward(ctx, 0, NULL, NULL), () -> lastError());
         assertEquals(0, Peft4j.p4j_rng_normal(ctx, 0, 5, 0, 0, 1, NULL), () -> lastError());
         assertEquals(0, Peft4j.p4j_gemm(ctx, 0, 0, 0, 0, 0, 1, NULL, 0, NULL, 0, 0, NULL, 0), () -> lastError());
+        // Rows but no columns (m = 2, n = 0; a and b never read, c empty), and the same transposed.
+        assertEquals(0, Peft4j.p4j_gemm(ctx, 0, 0, 2, 0, 4, 1, NULL, 4, NULL, 0, 0, NULL, 0), () -> lastError());
+        assertEquals(0, Peft4j.p4j_gemm(ctx, 1, 1, 2, 0, 4, 1, NULL, 2, NULL, 4, 0, NULL, 0), () -> lastError());
         assertEquals(0, Peft4j.p4j_ctx_destroy(NULL), "destroying NULL is a no-op, like free(NULL)");
         assertEquals(0, Peft4j.p4j_mem_advise_huge(NULL, 0), () -> lastError());
         assertEquals(0, Peft4j.p4j_mem_advise_huge(f[0], FLOATS * 4), () -> lastError()); // no whole page: no advice
