@@ -202,7 +202,7 @@ P4J_INLINE void lane_sums(const vf<W>* acc, float* sums) {
 // gcov at -O0 counts the branches of every inlined call site of these templates (and of every
 // instance) apart. The sides no input can take there: the exit of a loop over a template constant
 // (l < W, i < MR, k < KR, c < NC) at its first test; `add`, a constant at each call of rowupdate
-// (false only for the backward's gb, true for y and dx) and of rowdot (false for h); and in
+// (false only for the backward's gb, true for y and dx) and at rowdot's call for h (false); and in
 // rowupdate's strip copies, which pass exactly one vector of columns (ncv = W), the tiles of 2 and
 // more column vectors (upd_cols); for gb, whose r columns are a multiple of W, the strip itself.
 template <int W>
