@@ -1,6 +1,7 @@
 package io.peft4j.cli;
 
 import static io.peft4j.variants.TestSupport.mul;
+import static io.peft4j.variants.TestSupport.readF32;
 import static io.peft4j.variants.TestSupport.toDouble;
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -141,17 +142,17 @@ class CliTest {
         double[] hBase = h;
         int[] sizes = {784, 512, 512, 10};
         for (int l = 1; l <= 3; l++) {
-            double[] w = toDouble(read(base, "fc" + l + ".weight"));
-            double[] b = toDouble(read(base, "fc" + l + ".bias"));
-            double[] a = toDouble(read(adapter, "base_model.model.fc" + l + ".lora_A.weight"));
-            double[] bb = toDouble(read(adapter, "base_model.model.fc" + l + ".lora_B.weight"));
+            double[] w = toDouble(readF32(base, "fc" + l + ".weight"));
+            double[] b = toDouble(readF32(base, "fc" + l + ".bias"));
+            double[] a = toDouble(readF32(adapter, "base_model.model.fc" + l + ".lora_A.weight"));
+            double[] bb = toDouble(readF32(adapter, "base_model.model.fc" + l + ".lora_B.weight"));
             double[] delta = mul(bb, a, sizes[l], 4, sizes[l - 1]);
             double[] wa = new double[w.length];
             for (int i = 0; i < w.length; i++) wa[i] = w[i] + 2.0 * delta[i];   // alpha 8 / r 4
             h = layer(h, wa, b, 100, sizes[l - 1], sizes[l], l < 3);
             hBase = layer(hBase, w, b, 100, sizes[l - 1], sizes[l], l < 3);
         }
-        float[] got = read(logits, "logits");
+        float[] got = readF32(logits, "logits");
         assertEquals(1000, got.length);
         double scale = Arrays.stream(h).map(Math::abs).max().orElse(1);
         double err = 0, adapterEffect = 0;
@@ -180,12 +181,6 @@ class CliTest {
         return y;
     }
 
-    static float[] read(Path file, String key) throws IOException {
-        try (SafetensorsFile f = SafetensorsFile.open(file)) {
-            return f.readF32(key);
-        }
-    }
-
     @Test
     void mergeWritesW0PlusDeltaWWithTheBasesKeysAndShapes() throws IOException {
         Path merged = tmp.resolve("merged/model.safetensors");
@@ -200,8 +195,8 @@ class CliTest {
             assertTrue(m.metadata().containsKey("merged_adapter"), m.metadata().toString());
             for (int l = 1; l <= 3; l++) {
                 double[] w = toDouble(b.readF32("fc" + l + ".weight"));
-                double[] delta = mul(toDouble(read(adapter, "base_model.model.fc" + l + ".lora_B.weight")),
-                        toDouble(read(adapter, "base_model.model.fc" + l + ".lora_A.weight")), sizes[l], 4, sizes[l - 1]);
+                double[] delta = mul(toDouble(readF32(adapter, "base_model.model.fc" + l + ".lora_B.weight")),
+                        toDouble(readF32(adapter, "base_model.model.fc" + l + ".lora_A.weight")), sizes[l], 4, sizes[l - 1]);
                 float[] got = m.readF32("fc" + l + ".weight");
                 double maxDelta = 0;
                 for (int i = 0; i < got.length; i++) {

@@ -3,6 +3,7 @@ package io.peft4j.interop;
 import static io.peft4j.variants.TestSupport.assertRelClose;
 import static io.peft4j.variants.TestSupport.forward;
 import static io.peft4j.variants.TestSupport.mul;
+import static io.peft4j.variants.TestSupport.readF32;
 import static io.peft4j.variants.TestSupport.toDouble;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertThrows;
@@ -44,41 +45,35 @@ class PeftInteropTest {
         return mlp;
     }
 
-    static float[] read(Path file, String key) throws IOException {
-        try (SafetensorsFile f = SafetensorsFile.open(file)) {
-            return f.readF32(key);
-        }
-    }
-
     @Test
     void loraR4LoadsAsPeftSavedItAndMatchesPeftsOutputsAndMerge() throws IOException {
         Path dir = fixture("lora_r4");
-        float[] x = read(dir.resolve("x.safetensors"), "x");
+        float[] x = readF32(dir.resolve("x.safetensors"), "x");
         Module base = base(dir);
-        assertRelClose(read(dir.resolve("y_base.safetensors"), "y"), forward(base, x, 5), 1e-6, "base output vs PyTorch's");
+        assertRelClose(readF32(dir.resolve("y_base.safetensors"), "y"), forward(base, x, 5), 1e-6, "base output vs PyTorch's");
 
         PeftModel pm = PeftModel.load(base, dir.resolve("adapter"));
-        assertRelClose(read(dir.resolve("y_adapted.safetensors"), "y"), forward(pm, x, 5), 2e-6, "adapted output vs PEFT's");
+        assertRelClose(readF32(dir.resolve("y_adapted.safetensors"), "y"), forward(pm, x, 5), 2e-6, "adapted output vs PEFT's");
 
         // ΔW = (alpha/r)·B·A = 2·B·A, in float64 from the file, against the merged weights peft4j and PEFT produce.
         Path weights = dir.resolve("adapter/adapter_model.safetensors");
         Path merged = dir.resolve("merged.safetensors");
         int[][] shapes = {{36, 48}, {24, 36}, {10, 24}};
         float[][] w0 = new float[3][];
-        for (int i = 0; i < 3; i++) w0[i] = read(dir.resolve("base.safetensors"), LAYERS.get(i) + ".weight");
+        for (int i = 0; i < 3; i++) w0[i] = readF32(dir.resolve("base.safetensors"), LAYERS.get(i) + ".weight");
         Module unloaded = pm.mergeAndUnload();
         for (int i = 0; i < 3; i++) {
             String l = LAYERS.get(i);
             int out = shapes[i][0], in = shapes[i][1];
-            double[] a = toDouble(read(weights, "base_model.model." + l + ".lora_A.weight"));
-            double[] b = toDouble(read(weights, "base_model.model." + l + ".lora_B.weight"));
+            double[] a = toDouble(readF32(weights, "base_model.model." + l + ".lora_A.weight"));
+            double[] b = toDouble(readF32(weights, "base_model.model." + l + ".lora_B.weight"));
             double[] ba = mul(b, a, out, 4, in);
             float[] ref = new float[out * in];
             for (int j = 0; j < ref.length; j++) ref[j] = (float) (w0[i][j] + 2.0 * ba[j]);
             float[] ours = unloaded.namedParameters().get(l + ".weight").value().toFloatArray();
             assertRelClose(ref, ours, 4e-7, l + ".weight merged vs W0 + 2·B·A in float64");
-            assertRelClose(read(merged, l + ".weight"), ours, 4e-7, l + ".weight merged vs PEFT's merge_and_unload");
-            assertRelClose(read(merged, l + ".bias"), unloaded.namedParameters().get(l + ".bias").value().toFloatArray(), 0,
+            assertRelClose(readF32(merged, l + ".weight"), ours, 4e-7, l + ".weight merged vs PEFT's merge_and_unload");
+            assertRelClose(readF32(merged, l + ".bias"), unloaded.namedParameters().get(l + ".bias").value().toFloatArray(), 0,
                     l + ".bias is not touched by a LoRA merge");
         }
     }

@@ -20,6 +20,8 @@ import io.peft4j.peft.PeftModel;
 import io.peft4j.tensor.Tensor;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.nio.file.Path;
+import io.peft4j.io.SafetensorsFile;
 import java.util.SplittableRandom;
 import org.junit.jupiter.api.function.Executable;
 
@@ -344,5 +346,12 @@ public final class TestSupport {
         double s = 0;
         for (int i = 0; i < a.length; i++) s += a[i] * b[i];
         return s;
+    }
+
+    /** One tensor of a safetensors file as floats. */
+    public static float[] readF32(Path file, String key) throws java.io.IOException {
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            return f.readF32(key);
+        }
     }
 }
