@@ -2217,6 +2217,160 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
+    private static class p4j_scaled_lowrank_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scaled_lowrank_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *work, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_scaled_lowrank_forward$descriptor() {
+        return p4j_scaled_lowrank_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *work, float *y)
+     * }
+     */
+    public static MethodHandle p4j_scaled_lowrank_forward$handle() {
+        return p4j_scaled_lowrank_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *work, float *y)
+     * }
+     */
+    public static MemorySegment p4j_scaled_lowrank_forward$address() {
+        return p4j_scaled_lowrank_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *work, float *y)
+     * }
+     */
+    public static int p4j_scaled_lowrank_forward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment work, MemorySegment y) {
+        var mh$ = p4j_scaled_lowrank_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scaled_lowrank_forward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, work, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, work, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_scaled_lowrank_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scaled_lowrank_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_scaled_lowrank_backward$descriptor() {
+        return p4j_scaled_lowrank_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_scaled_lowrank_backward$handle() {
+        return p4j_scaled_lowrank_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_scaled_lowrank_backward$address() {
+        return p4j_scaled_lowrank_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_scaled_lowrank_backward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment g, MemorySegment work, MemorySegment du, MemorySegment dv, MemorySegment da, MemorySegment db, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_scaled_lowrank_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scaled_lowrank_backward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, g, work, du, dv, da, db, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, g, work, du, dv, da, db, dx, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_fma_peak {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,

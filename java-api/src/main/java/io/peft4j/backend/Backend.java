@@ -130,6 +130,25 @@ public interface Backend extends AutoCloseable {
     /** Runs an FMA-bound loop on every thread; returns the floating-point operations done. */
     long fmaPeak(long iters);
 
+    // ---- diagonally scaled low-rank (VeRA, Tied-LoRA) ----
+
+    /**
+     * h = x·a_sᵀ; y += s·v ⊙ ((u ⊙ h)·b_sᵀ), where a_s = a[:, :d_in] and b_s = b[:d_out, :]: a [r, D_in ≥ d_in]
+     * and b [D_out ≥ d_out, r] may be one pair shared by layers of several shapes. x: [t, d_in]; u: [r] or null
+     * (ones); v: [d_out] or null (ones); h: [t, r] (out, kept for backward); work: F32 with at least
+     * (t + d_out)·r elements; y: [t, d_out] (+=).
+     */
+    void scaledLowrankForward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor work, Tensor y);
+
+    /**
+     * The backward of {@link #scaledLowrankForward}: g: [t, d_out]; work: at least 2·(t + d_out)·r elements;
+     * du: [r], dv: [d_out], da: shaped as a (columns [0, d_in) written), db: shaped as b (rows [0, d_out)
+     * written), dx: [t, d_in] (+=). Any of du, dv, da, db, dx may be null (not computed); du, dv, da, db are
+     * overwritten unless accumulate (a tied tensor's gradient accumulates over the layers that use it).
+     */
+    void scaledLowrankBackward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor g, Tensor work,
+                               Tensor du, Tensor dv, Tensor da, Tensor db, Tensor dx, boolean accumulate);
+
     @Override
     void close();
 }

@@ -325,6 +325,66 @@ public final class CpuBackend implements Backend {
         return out.get(ValueLayout.JAVA_LONG, 0);
     }
 
+    // ---- diagonally scaled low-rank (VeRA, Tied-LoRA) ----
+
+    @Override
+    public void scaledLowrankForward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor work, Tensor y) {
+        matrix("y", y);
+        ScaledDims d = ScaledDims.of(x, a, b, u, v, y.dim(1));
+        shape("y", y, d.t(), d.dOut());
+        shape("h", h, d.t(), d.r());
+        workspace(work, (d.t() + d.dOut()) * d.r());
+        check("p4j_scaled_lowrank_forward", Peft4j.p4j_scaled_lowrank_forward(ctx(), d.t(), d.dIn(), d.dOut(), d.r(),
+                a.dim(1), s, x.segment(), a.segment(), b.segment(), orNull(u), orNull(v), h.segment(), work.segment(),
+                y.segment()));
+    }
+
+    @Override
+    public void scaledLowrankBackward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor g,
+                                      Tensor work, Tensor du, Tensor dv, Tensor da, Tensor db, Tensor dx, boolean accumulate) {
+        matrix("g", g);
+        ScaledDims d = ScaledDims.of(x, a, b, u, v, g.dim(1));
+        shape("g", g, d.t(), d.dOut());
+        shape("h", h, d.t(), d.r());
+        workspace(work, 2 * (d.t() + d.dOut()) * d.r());
+        if (du != null) shape("du", du, d.r());
+        if (dv != null) shape("dv", dv, d.dOut());
+        if (da != null) shape("da", da, a.shape());
+        if (db != null) shape("db", db, b.shape());
+        if (dx != null) shape("dx", dx, d.t(), d.dIn());
+        check("p4j_scaled_lowrank_backward", Peft4j.p4j_scaled_lowrank_backward(ctx(), d.t(), d.dIn(), d.dOut(), d.r(),
+                a.dim(1), s, x.segment(), a.segment(), b.segment(), orNull(u), orNull(v), h.segment(), g.segment(),
+                work.segment(), orNull(du), orNull(dv), orNull(da), orNull(db), orNull(dx), accumulate ? 1 : 0));
+    }
+
+    private static MemorySegment orNull(Tensor t) {
+        return t == null ? MemorySegment.NULL : t.segment();
+    }
+
+    private static void workspace(Tensor work, long needed) {
+        f32("work", work);
+        if (work.numel() < needed) {
+            throw new IllegalArgumentException("work " + work.describe() + " must hold at least " + needed + " floats");
+        }
+    }
+
+    /** Sizes of a scaled low-rank product: x [t, d_in], a [r, D_in ≥ d_in], b [D_out ≥ d_out, r], u [r], v [d_out]. */
+    private record ScaledDims(long t, long dIn, long dOut, long r) {
+        static ScaledDims of(Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, long dOut) {
+            matrix("x", x);
+            matrix("a", a);
+            matrix("b", b);
+            long t = x.dim(0), dIn = x.dim(1), r = a.dim(0);
+            if (a.dim(1) < dIn || b.dim(1) != r || b.dim(0) < dOut) {
+                throw new IllegalArgumentException("scaled low-rank shapes do not agree: x " + x.describe() + " needs a [r, >= "
+                        + dIn + "], got a " + a.describe() + "; b must be [>= " + dOut + ", " + r + "], got b " + b.describe());
+            }
+            if (u != null) shape("u", u, r);
+            if (v != null) shape("v", v, dOut);
+            return new ScaledDims(t, dIn, dOut, r);
+        }
+    }
+
     /** The shared backend lives as long as the process; others free their context. */
     @Override
     public void close() {
