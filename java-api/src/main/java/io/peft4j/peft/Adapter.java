@@ -46,6 +46,39 @@ public interface Adapter extends AutoCloseable {
         }
     }
 
+    // ---- tensors shared across layers (VeRA's projections, Tied-LoRA's tied A and B) ----
+
+    /**
+     * Tensors this adapter shares with the same adapter on the model's other layers: the same
+     * Parameter objects on every layer, named as the file's model-level keys
+     * ({@code base_model.<name>}, as PEFT's {@code base_model.vera_A}). {@link PeftModel} saves and
+     * loads each once, lists the trainable ones once among its parameters (every layer's backward
+     * accumulates into the one gradient, so it is the sum over layers) and closes them when the
+     * adapter is removed; {@link #close()} of one layer's adapter leaves them alone.
+     */
+    default List<Parameter> sharedParameters() {
+        return List.of();
+    }
+
+    /**
+     * Whether {@code p} (of {@link #parameters()} or {@link #sharedParameters()}) trains while this
+     * adapter is active. A frozen one (a random projection, a fixed factor) is saved but never
+     * updated; a frozen shared one is, like PEFT's buffers, not listed among the model's parameters.
+     */
+    default boolean trainable(Parameter p) {
+        return true;
+    }
+
+    /**
+     * Whether {@code p} is written to the adapter file. One that is not is rebuilt by
+     * {@link AdapterConfig#createAll} (VeRA's projections from projection_prng_key, with
+     * save_projection false) and loaded only when a file holds it.
+     */
+    default boolean saved(Parameter p) {
+        return true;
+    }
+
+    /** The per-layer trainable parameters (shared ones are counted once by the model). */
     default long trainableParameterCount() {
         return parameters().stream().filter(Parameter::requiresGrad).mapToLong(Parameter::numel).sum();
     }

@@ -40,6 +40,8 @@ public final class PeftModel extends Module {
     public static final String CONFIG_FILE = "adapter_config.json";
     /** PEFT prefixes every saved key with this (the PeftModel → LoraModel → base model path). */
     public static final String KEY_PREFIX = "base_model.model.";
+    /** PEFT's prefix of model-level tensors shared by every layer (VeRA's base_model.vera_A). */
+    public static final String SHARED_KEY_PREFIX = "base_model.";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Module base;
@@ -117,11 +119,8 @@ public final class PeftModel extends Module {
             throw new IllegalArgumentException("target_modules " + config.targetModules().toJson()
                     + " matches no Linear layer; the model's Linear layers are " + linears);
         }
-        long layerSeed = seed;
-        for (Linear l : targets) {
-            l.addAdapter(config.create(l, name, backend, layerSeed));
-            layerSeed += 0x9E3779B97F4A7C15L; // a distinct Philox key per layer
-        }
+        List<Adapter> created = config.createAll(targets, name, backend, seed);
+        for (int i = 0; i < targets.size(); i++) targets.get(i).addAdapter(created.get(i));
         configs.put(name, config);
         setActiveAdapter(active == null ? name : active);   // re-syncs layers that just got their first adapter
     }
@@ -136,7 +135,10 @@ public final class PeftModel extends Module {
 
     private void freezeInactive() {
         for (Linear l : allLinears()) {
-            l.adapters().forEach((n, a) -> a.parameters().forEach(p -> p.setRequiresGrad(n.equals(active))));
+            l.adapters().forEach((n, a) -> {
+                a.parameters().forEach(p -> p.setRequiresGrad(n.equals(active) && a.trainable(p)));
+                a.sharedParameters().forEach(p -> p.setRequiresGrad(n.equals(active) && a.trainable(p)));
+            });
         }
     }
 
@@ -170,9 +172,12 @@ public final class PeftModel extends Module {
     /** Merges the active adapter, removes every adapter, and returns the plain base model. */
     public Module mergeAndUnload() {
         merge();
+        List<Parameter> shared = new ArrayList<>();
+        for (String n : configs.keySet()) shared.addAll(sharedParameters(n).values());
         for (Linear l : allLinears()) {
             for (String n : List.copyOf(l.adapters().keySet())) l.removeAdapter(n);
         }
+        shared.forEach(Parameter::close);
         configs.clear();
         active = null;
         return base;
@@ -213,14 +218,44 @@ public final class PeftModel extends Module {
         return base.namedModules();
     }
 
+    /** The base model's parameters, then each adapter's trainable shared ones once ("vera_A.default"). */
     @Override
     public Map<String, Parameter> namedParameters() {
-        return base.namedParameters();
+        Map<String, Parameter> out = base.namedParameters();
+        for (String n : configs.keySet()) {
+            sharedParameters(n).forEach((key, p) -> {
+                if (sharedTrainable(n, p)) out.put(p.name() + "." + n, p);
+            });
+        }
+        return out;
+    }
+
+    /**
+     * The tensors the named adapter shares across layers ({@link Adapter#sharedParameters()}), each
+     * once, by file key (base_model.&lt;name&gt;).
+     */
+    public Map<String, Parameter> sharedParameters(String adapterName) {
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        for (Linear l : adaptedLayers(adapterName).values()) {
+            for (Parameter p : l.adapter(adapterName).sharedParameters()) out.putIfAbsent(SHARED_KEY_PREFIX + p.name(), p);
+        }
+        return out;
+    }
+
+    private boolean sharedTrainable(String adapterName, Parameter p) {
+        return adaptedLayers(adapterName).values().stream().anyMatch(l -> l.adapter(adapterName).trainable(p));
+    }
+
+    private boolean sharedSaved(String adapterName, Parameter p) {
+        return adaptedLayers(adapterName).values().stream().anyMatch(l -> l.adapter(adapterName).saved(p));
     }
 
     @Override
     public void close() {
+        List<Parameter> shared = new ArrayList<>();
+        for (String n : configs.keySet()) shared.addAll(sharedParameters(n).values());
         base.close();
+        shared.forEach(Parameter::close);
     }
 
     // ---- files ----
@@ -257,6 +292,9 @@ public final class PeftModel extends Module {
             for (Parameter p : l.adapter(name).parameters()) {
                 w.put(KEY_PREFIX + path + "." + p.name(), DType.F32, p.value().shape(), p.value().segment());
             }
+        });
+        sharedParameters(name).forEach((key, p) -> {
+            if (sharedSaved(name, p)) w.put(key, DType.F32, p.value().shape(), p.value().segment());
         });
         w.metadata(metadata);
         w.metadata(Map.of("format", "pt"));
@@ -295,18 +333,22 @@ public final class PeftModel extends Module {
             addAdapter(name, config, 0);
             Set<String> expected = new HashSet<>();
             try {
+                Map<String, Parameter> wanted = new LinkedHashMap<>();
                 adaptedLayers(name).forEach((path, l) -> {
-                    for (Parameter p : l.adapter(name).parameters()) {
-                        String key = KEY_PREFIX + path + "." + p.name();
-                        expected.add(key);
-                        if (!f.contains(key)) throw new IllegalArgumentException(weights + ": missing tensor '" + key + "'");
-                        long[] shape = f.entry(key).shape();
-                        if (!Arrays.equals(shape, p.value().shape())) {
-                            throw new IllegalArgumentException(weights + ": tensor '" + key + "' has shape " + Arrays.toString(shape)
-                                    + ", the model needs " + p.value().describe());
-                        }
-                        p.value().copyFrom(ModelCheckpoint.readFiniteF32(f, key));
+                    for (Parameter p : l.adapter(name).parameters()) wanted.put(KEY_PREFIX + path + "." + p.name(), p);
+                });
+                sharedParameters(name).forEach((key, p) -> {
+                    if (sharedSaved(name, p) || f.contains(key)) wanted.put(key, p);   // an unsaved one is read when present
+                });
+                wanted.forEach((key, p) -> {
+                    expected.add(key);
+                    if (!f.contains(key)) throw new IllegalArgumentException(weights + ": missing tensor '" + key + "'");
+                    long[] shape = f.entry(key).shape();
+                    if (!Arrays.equals(shape, p.value().shape())) {
+                        throw new IllegalArgumentException(weights + ": tensor '" + key + "' has shape " + Arrays.toString(shape)
+                                + ", the model needs " + p.value().describe());
                     }
+                    p.value().copyFrom(ModelCheckpoint.readFiniteF32(f, key));
                 });
                 for (String key : f.names()) {
                     if (!expected.contains(key)) throw new IllegalArgumentException(weights + ": unexpected tensor '" + key
@@ -348,10 +390,12 @@ public final class PeftModel extends Module {
     /** Removes an adapter from every layer (unmerging it first if merged). */
     public void deleteAdapter(String name) {
         requireAdapter(name);
+        List<Parameter> shared = List.copyOf(sharedParameters(name).values());
         for (Linear l : adaptedLayers(name).values()) {
             if (l.isMerged(name)) l.unmerge(backend, name);
             l.removeAdapter(name);
         }
+        shared.forEach(Parameter::close);
         configs.remove(name);
         if (name.equals(active)) {
             active = null;
