@@ -52,6 +52,10 @@ import io.peft4j.train.AdamW;
 import io.peft4j.train.Trainer;
 import io.peft4j.variants.lora.LoraConfig;
 import io.peft4j.variants.lora.LoraReference;
+import io.peft4j.variants.tiedlora.ScaledLowRankReference;
+import io.peft4j.variants.tiedlora.TiedLoraConfig;
+import io.peft4j.variants.vera.VeraConfig;
+import io.peft4j.variants.vera.VeraReference;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -100,7 +104,64 @@ class AdapterContractTest {
                 lora("LoRA dropout=0.1 r=8 alpha=16, Mlp, all-linear", 8, 16, false, 0.1f, "kaiming",
                         TestSupport::mlp, TargetModules.allLinear()),
                 lora("LoRA r=3 alpha=5 (odd), nested, regex", 3, 5, false, 0f, "kaiming",
-                        TestSupport::nested, TargetModules.regex("embed|layers\\.\\d+\\.(q|o)")));
+                        TestSupport::nested, TargetModules.regex("embed|layers\\.\\d+\\.(q|o)")),
+                vera("VeRA r=5 d_initial=0.1, Mlp 13-17-11-5 (sliced A, B), all-linear", 5, true, 0f, TestSupport::mlp,
+                        TargetModules.allLinear()),
+                vera("VeRA r=3 save_projection=false, nested, [q, o]", 3, false, 0f, TestSupport::nested, TargetModules.names("q", "o")),
+                vera("VeRA r=4 dropout=0.1, Mlp, [fc1, fc3]", 4, true, 0.1f, TestSupport::mlp, TargetModules.names("fc1", "fc3")),
+                tied("Tied-LoRA tied-ab-uv r=3 alpha=6, Mlp (sliced A, B), all-linear", "tied-ab-uv", null, 3, 6, 0f,
+                        TestSupport::mlp, TargetModules.allLinear()),
+                tied("Tied-LoRA tied-ab r=4, nested, [q, o]", "tied-ab", null, 4, 4, 0f, TestSupport::nested, TargetModules.names("q", "o")),
+                tied("Tied-LoRA vera-like r=5 alpha=10, Mlp, all-linear", "vera-like", null, 5, 10, 0f, TestSupport::mlp,
+                        TargetModules.allLinear()),
+                tied("Tied-LoRA lora preset r=3, Mlp, [fc1, fc2]", "lora", null, 3, 3, 0f, TestSupport::mlp, TargetModules.names("fc1", "fc2")),
+                tied("Tied-LoRA tied-frozen-a r=3, nested, all-linear", "tied-frozen-a", null, 3, 3, 0f, TestSupport::nested,
+                        TargetModules.allLinear()),
+                tied("Tied-LoRA custom: A per layer frozen, B tied trained, v only, r=4", "tied-ab",
+                        new boolean[] {false, true, false, true, false, true}, 4, 2, 0f, TestSupport::mlp, TargetModules.allLinear()),
+                tied("Tied-LoRA tied-ab-u dropout=0.1 r=3, Mlp, all-linear", "tied-ab-u", null, 3, 3, 0.1f, TestSupport::mlp,
+                        TargetModules.allLinear()));
+    }
+
+    static VariantCase vera(String name, int r, boolean saveProjection, float dropout, LongFunction<Module> model, TargetModules targets) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("peft_type", "VERA");
+        json.put("r", r);
+        json.put("save_projection", saveProjection);
+        json.put("vera_dropout", dropout);
+        json.put("d_initial", 0.1);
+        json.put("projection_prng_key", 0);
+        return new VariantCase(name,
+                t -> VeraConfig.builder().r(r).saveProjection(saveProjection).dropout(dropout).targetModules(t).build(),
+                VeraReference.of(r), model, targets, List.of(VeraConfig.LAMBDA_B, VeraConfig.LAMBDA_D), json, dropout, true);
+    }
+
+    /** flags: tie_a, tie_b, train_a, train_b, train_u, train_v over the preset, or null for the preset's own. */
+    static VariantCase tied(String name, String preset, boolean[] flags, int r, float alpha, float dropout, LongFunction<Module> model,
+                            TargetModules targets) {
+        TiedLoraConfig.Builder b = TiedLoraConfig.builder().preset(preset).r(r).alpha(alpha).dropout(dropout);
+        if (flags != null) b.tieA(flags[0]).tieB(flags[1]).trainA(flags[2]).trainB(flags[3]).trainU(flags[4]).trainV(flags[5]);
+        TiedLoraConfig probe = b.targetModules(targets).build();
+        List<String> perLayer = new ArrayList<>();
+        if (!probe.tieA()) perLayer.add(TiedLoraConfig.A);
+        if (!probe.tieB()) perLayer.add(TiedLoraConfig.B);
+        if (probe.trainU()) perLayer.add(TiedLoraConfig.U);
+        if (probe.trainV()) perLayer.add(TiedLoraConfig.V);
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("peft_type", "TIEDLORA");
+        json.put("r", r);
+        json.put("lora_alpha", alpha);
+        json.put("preset", preset);
+        json.put("tie_a", probe.tieA());
+        json.put("tie_b", probe.tieB());
+        json.put("train_a", probe.trainA());
+        json.put("train_b", probe.trainB());
+        json.put("train_u", probe.trainU());
+        json.put("train_v", probe.trainV());
+        return new VariantCase(name, t -> b.targetModules(t).build(),
+                new ScaledLowRankReference(TiedLoraConfig.A, TiedLoraConfig.B, TiedLoraConfig.U, TiedLoraConfig.V, r, alpha / r,
+                        probe::perLayerTrainable),
+                model, targets, perLayer, json, dropout, true);
     }
 
     static Stream<VariantCase> deterministicVariants() {
@@ -143,6 +204,10 @@ class AdapterContractTest {
         for (String path : pm.adaptedLayers(adapter).keySet()) {
             for (String n : c.tensorNames()) keys.add(PeftModel.KEY_PREFIX + path + "." + n);
         }
+        Adapter any = pm.adaptedLayers(adapter).values().iterator().next().adapter(adapter);
+        pm.sharedParameters(adapter).forEach((key, p) -> {
+            if (any.saved(p)) keys.add(key);
+        });
         return keys;
     }
 
@@ -201,13 +266,21 @@ class AdapterContractTest {
         SplittableRandom r = rng("train " + c.name());
         PeftModel pm = wrapped(c, SEED, r);
         Map<String, Parameter> base = baseParameters(pm.baseModel());
-        List<Parameter> adapterParams = new ArrayList<>();
-        pm.adaptedLayers(DEFAULT).values().forEach(l -> adapterParams.addAll(l.adapter(DEFAULT).parameters()));
+        // Shared tensors (one object on every layer) are counted once; frozen adapter tensors must stay put.
+        Set<Parameter> trained = new java.util.LinkedHashSet<>(), frozen = new java.util.LinkedHashSet<>();
+        pm.adaptedLayers(DEFAULT).values().forEach(l -> {
+            Adapter a = l.adapter(DEFAULT);
+            for (Parameter p : a.parameters()) (a.trainable(p) ? trained : frozen).add(p);
+            for (Parameter p : a.sharedParameters()) (a.trainable(p) ? trained : frozen).add(p);
+        });
+        List<Parameter> adapterParams = List.copyOf(trained);
         base.forEach((n, p) -> assertFalse(p.requiresGrad(), c + ": base parameter " + n + " must be frozen"));
         adapterParams.forEach(p -> assertTrue(p.requiresGrad(), c + ": adapter parameter " + p.name() + " must train"));
+        frozen.forEach(p -> assertFalse(p.requiresGrad(), c + ": frozen adapter tensor " + p.name() + " must not train"));
         assertEquals(Set.copyOf(adapterParams), Set.copyOf(pm.trainableParameters()), c + ": the trainable parameters are the adapter's");
 
         Map<String, float[]> baseBefore = snapshot(base);
+        List<float[]> frozenBefore = frozen.stream().map(p -> p.value().toFloatArray()).toList();
         List<float[]> adapterBefore = adapterParams.stream().map(p -> p.value().toFloatArray()).toList();
         Dataset data = TestSupport.blobs(64, IN, 5, 17);
         Trainer.Config cfg = Trainer.Config.builder().maxSteps(3).batchSize(16).lr(1e-2f).seed(3).evalEvery(0).progress(false).build();
@@ -215,6 +288,10 @@ class AdapterContractTest {
             assertEquals(3, t.fit(data, null).steps());
         }
         baseBefore.forEach((n, v) -> assertBitEqual(v, base.get(n).value().toFloatArray(), c + ": base parameter " + n + " after training"));
+        List<Parameter> frozenList = List.copyOf(frozen);
+        for (int i = 0; i < frozenList.size(); i++) {
+            assertBitEqual(frozenBefore.get(i), frozenList.get(i).value().toFloatArray(), c + ": frozen " + frozenList.get(i).name() + " after training");
+        }
         for (int i = 0; i < adapterParams.size(); i++) {
             float[] before = adapterBefore.get(i), after = adapterParams.get(i).value().toFloatArray();
             int changed = 0;
@@ -277,6 +354,10 @@ class AdapterContractTest {
                 assertBitEqual(a.get(i).value().toFloatArray(), b.get(i).value().toFloatArray(), c + ": loaded " + path + "." + a.get(i).name());
             }
         });
+        Map<String, Parameter> loadedShared = loaded.sharedParameters(DEFAULT);
+        assertEquals(pm.sharedParameters(DEFAULT).keySet(), loadedShared.keySet(), c + ": shared tensors after load");
+        pm.sharedParameters(DEFAULT).forEach((key, p) -> assertBitEqual(p.value().toFloatArray(), loadedShared.get(key).value().toFloatArray(),
+                c + ": loaded " + key));
         assertEquals(pm.adapterConfigs().get(DEFAULT).toJson(), loaded.adapterConfigs().get(DEFAULT).toJson(), c + ": config after load");
         assertBitEqual(y, forward(loaded, x, T), c + ": output of the loaded model");
     }
@@ -349,7 +430,7 @@ class AdapterContractTest {
         int t = 5, dIn = layer.dIn(), dOut = layer.dOut();
         AdapterReference ref = c.reference();
         float[] x = normal(r, t * dIn, 1.0), g = normal(r, t * dOut, 1.0);
-        List<Parameter> params = layer.adapter().parameters();
+        List<Parameter> params = TestSupport.trainedParameters(layer.adapter());
         // Gradients accumulate: start them at known nonzero values and expect those plus the step's.
         List<float[]> grad0 = new ArrayList<>();
         for (Parameter p : params) {
@@ -432,7 +513,7 @@ class AdapterContractTest {
         long stepSeed = 1234;
         float[] x = normal(r, t * dIn, 1.0), g = normal(r, t * dOut, 1.0);
         double[] gd = toDouble(g);
-        List<Parameter> params = layer.adapter().parameters();
+        List<Parameter> params = TestSupport.trainedParameters(layer.adapter());
         for (Parameter p : params) backend().fill(0f, p.grad());
         try (StepContext ctx = new StepContext(backend())) {
             begin(ctx, true, stepSeed);
@@ -547,16 +628,25 @@ class AdapterContractTest {
             assertEquals(perLayer, l.adapter(DEFAULT).trainableParameterCount(), c + ": trainable parameters on " + l.path());
             expected += perLayer;
         }
+        // Shared trainable tensors count once; frozen per-layer tensors are parameters that do not train.
+        long frozenPerLayer = 0;
+        for (Linear l : pm.adaptedLayers(DEFAULT).values()) {
+            Adapter a = l.adapter(DEFAULT);
+            for (Parameter p : a.parameters()) if (!a.trainable(p)) frozenPerLayer += p.numel();
+        }
+        Adapter any = pm.adaptedLayers(DEFAULT).values().iterator().next().adapter(DEFAULT);
+        for (Parameter p : pm.sharedParameters(DEFAULT).values()) if (any.trainable(p)) expected += p.numel();
         assertTrue(expected > 0);
         assertEquals(expected, pm.trainableParameterCount(), c + ": trainable parameters of the model");
-        assertEquals(baseCount + expected, pm.parameterCount(), c + ": all parameters = base + adapter");
+        assertEquals(baseCount + expected + frozenPerLayer, pm.parameterCount(), c + ": all parameters = base + adapter");
 
         String report = pm.trainableParametersReport();
         Matcher m = REPORT.matcher(report);
         assertTrue(m.matches(), c + ": report format: '" + report + "'");
         assertEquals(expected, Long.parseLong(m.group(1).replace(",", "")), report);
-        assertEquals(baseCount + expected, Long.parseLong(m.group(2).replace(",", "")), report);
-        assertEquals(String.format(Locale.ROOT, "%.4f", 100.0 * expected / (baseCount + expected)), m.group(3), report);
+        long all = baseCount + expected + frozenPerLayer;
+        assertEquals(all, Long.parseLong(m.group(2).replace(",", "")), report);
+        assertEquals(String.format(Locale.ROOT, "%.4f", 100.0 * expected / all), m.group(3), report);
     }
 
     // ---- target modules ----
@@ -640,7 +730,7 @@ class AdapterContractTest {
     private static void assertTrainable(PeftModel pm, String active, VariantCase c) {
         Set<Parameter> expected = new HashSet<>();
         linears(pm.baseModel()).values().forEach(l -> l.adapters().forEach((n, a) -> {
-            for (Parameter p : a.parameters()) {
+            for (Parameter p : TestSupport.trainedParameters(a)) {
                 assertEquals(n.equals(active), p.requiresGrad(), c + ": " + l.path() + " adapter '" + n + "' " + p.name() + " trainable iff active");
                 if (n.equals(active)) expected.add(p);
             }
@@ -662,7 +752,7 @@ class AdapterContractTest {
             keys = new ArrayList<>(new TreeSet<>(f.names()));
         }
         String first = keys.get(0);
-        String extra = PeftModel.KEY_PREFIX + "layers.9.nope." + c.tensorNames().get(0);
+        String extra = PeftModel.KEY_PREFIX + "layers.9.nope." + (c.tensorNames().isEmpty() ? "weight" : c.tensorNames().get(0));
 
         Map<String, String> fragments = new LinkedHashMap<>();
         fragments.put("missing", first);
@@ -671,7 +761,7 @@ class AdapterContractTest {
         });
         fragments.put("shape", first);
         rewrite(good, dir.resolve("shape"), (name, shape, v, w) -> {
-            if (name.equals(first)) w.putF32(name, new long[] {v.length}, v);
+            if (name.equals(first)) w.putF32(name, shape.length == 1 ? new long[] {1, v.length} : new long[] {v.length}, v);
             else w.putF32(name, shape, v);
         });
         fragments.put("extra", extra);

@@ -18,7 +18,9 @@ import io.peft4j.nn.StepContext;
 import io.peft4j.peft.Adapter;
 import io.peft4j.peft.PeftModel;
 import io.peft4j.tensor.Tensor;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.nio.file.Path;
 import io.peft4j.io.SafetensorsFile;
@@ -170,12 +172,26 @@ public final class TestSupport {
         for (Linear l : pm.adaptedLayers(adapter).values()) {
             for (Parameter p : l.adapter(adapter).parameters()) p.value().copyFrom(normal(r, (int) p.numel(), std));
         }
+        // Shared tensors once; one that is not saved is what its key gives (VeRA without save_projection) and stays so.
+        Adapter any = pm.adaptedLayers(adapter).values().iterator().next().adapter(adapter);
+        for (Parameter p : pm.sharedParameters(adapter).values()) {
+            if (any.saved(p)) p.value().copyFrom(normal(r, (int) p.numel(), std));
+        }
     }
 
-    /** An adapter's parameters as float64 arrays, by the names its checkpoints use ("lora_A.weight"). */
+    /** An adapter's parameters, shared ones included, as float64 arrays, by the names its checkpoints use ("lora_A.weight"). */
     public static Map<String, double[]> adapterValues(Adapter a) {
         Map<String, double[]> out = new LinkedHashMap<>();
         for (Parameter p : a.parameters()) out.put(p.name(), values(p));
+        for (Parameter p : a.sharedParameters()) out.put(p.name(), values(p));
+        return out;
+    }
+
+    /** The parameters (per layer and shared) that train while the adapter is active. */
+    public static List<Parameter> trainedParameters(Adapter a) {
+        List<Parameter> out = new ArrayList<>();
+        for (Parameter p : a.parameters()) if (a.trainable(p)) out.add(p);
+        for (Parameter p : a.sharedParameters()) if (a.trainable(p)) out.add(p);
         return out;
     }
 
