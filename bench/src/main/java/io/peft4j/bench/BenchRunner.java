@@ -397,6 +397,7 @@ public final class BenchRunner {
     private static Table buildTable(Collection<RunResult> results, CSgemm cSgemm, Map<String, String> loads) {
         Figure fma = Figure.MISSING, copy = Figure.MISSING, sgemm = Figure.MISSING, base = Figure.MISSING,
                 baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING, copyJdk = Figure.MISSING;
+        Figure vera = Figure.MISSING, veraAdapter = Figure.MISSING, unfused = Figure.MISSING;
         Map<Integer, Figure> lora = new java.util.TreeMap<>(), adapter = new java.util.TreeMap<>();
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
@@ -423,6 +424,9 @@ public final class BenchRunner {
                 case "LowRankBench.loraFwdBwd" -> lora.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "LowRankBench.adapterFwdBwd" -> adapter.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "AdamwBench.adamw" -> adamw = Figure.rate(p, 7.0 * 4 * AdamwBench.N);
+                case "ScaledLowRankBench.veraFwdBwd" -> vera = Figure.millis(p);
+                case "ScaledLowRankBench.veraAdapterFwdBwd" -> veraAdapter = Figure.millis(p);
+                case "ScaledLowRankBench.unfusedAdapterFwdBwd" -> unfused = Figure.millis(p);
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -475,6 +479,27 @@ public final class BenchRunner {
             double q = ratio(sum, baseMs);
             rows.add(new Row("LoRA r=" + e.getKey() + " / base: (base + adapter alone) / base", new Figure(q, Double.NaN), "ratio",
                     baseC, q, e.getKey() == 16 ? atMost(1.05, q) : ""));
+        }
+        // VeRA r = 256 (the scaled low-rank op of VeRA and Tied-LoRA): on the base, alone, and against its unfused composition.
+        String veraName = "VeRA r=" + ScaledLowRankBench.R;
+        if (vera.present()) {
+            double q = ratio(vera, baseMs);
+            rows.add(new Row("base + " + veraName + " fwd+bwd " + layer + " (own fork)", vera, "ms", baseC, q, atMost(1.10, q))
+                    .withLoad(load.get("ScaledLowRankBench.veraFwdBwd")));
+        }
+        if (veraAdapter.present()) {
+            rows.add(new Row(veraName + " adapter alone (scaledLowrankForward+Backward)", veraAdapter, "ms", baseC, ratio(veraAdapter, baseMs), "")
+                    .withLoad(load.get("ScaledLowRankBench.veraAdapterFwdBwd")));
+            if (baseMs.present()) {
+                double q = (baseMs.value() + veraAdapter.value()) / baseMs.value();
+                rows.add(new Row(veraName + " / base: (base + adapter alone) / base", new Figure(q, Double.NaN), "ratio", baseC, q, atMost(1.10, q)));
+            }
+        }
+        if (unfused.present()) {
+            String fusedC = veraAdapter.present() ? "fused " + fmt(veraAdapter.value()) + " ms" : "fused n/a";
+            double q = ratio(unfused, veraAdapter);
+            rows.add(new Row(veraName + " adapter from unfused ops (gemm, mul, colsum)", unfused, "ms", fusedC, q, atLeast(1.0, q))
+                    .withLoad(load.get("ScaledLowRankBench.unfusedAdapterFwdBwd")));
         }
         if (adamw.present()) {
             double q = ratio(adamw, copy);
