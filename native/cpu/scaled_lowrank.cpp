@@ -1,12 +1,13 @@
 // scaled_lowrank.cpp: the diagonally scaled low-rank op shared by VeRA and Tied-LoRA,
 // y += s·v ⊙ ((u ⊙ (x·aᵀ))·bᵀ), and its backward.
 //
-// The diagonal scalings are folded into the thin operands (h ⊙ u is [t, r], diag(v)·b is
-// [d_out, r]) so every product with a t×d_out or t×d_in matrix is one dnnl_sgemm and nothing of
-// size t×d_out is ever formed: dv and db both come from m = gᵀ·(h ⊙ u) [d_out, r]
-// (dv_j = s·Σ_k b_jk·m_jk, db_jk = s·v_j·m_jk). The small scaling loops (O((t + d_out)·r)) are
-// compiled for AVX-512, AVX2+FMA and the baseline and chosen at run time; each output element is
-// computed by one fixed sequence of operations, so results do not depend on the thread count.
+// Four rank-r products with a t×d matrix are the least this op needs when only u and v train
+// (VeRA): h = x·a_sᵀ and z = (h ⊙ u)·b_sᵀ forward, g·diag(v)·b_s and the dx product backward. The
+// forward keeps z [t, d_out] so that dv = s·Σ_rows g ⊙ z is a column sum, not a fifth product
+// (gᵀ·(h ⊙ u), needed only for db when B trains); the diagonal scalings are folded into the thin
+// [t, r] and [d_out, r] operands. The elementwise loops are compiled for AVX-512, AVX2+FMA and the
+// baseline and chosen at run time; each output element is computed by one fixed sequence of
+// operations, so results do not depend on the thread count.
 //
 // a may be the leading [r, d_in] block of a wider shared matrix (row stride lda >= d_in), as VeRA
 // and Tied-LoRA slice one shared A for layers of smaller d_in; b's first d_out rows are used.
@@ -48,18 +49,21 @@ P4J_MULTIVERSION(rowscale, (int64_t rows, int64_t cols, float f, const float* sc
                             int32_t add),
                  (rows, cols, f, scale, src, dst, add))
 
-// out[j] (= or +=) f·Σ_k p[j, k]·q[j, k], the sum in double over k in order.
-P4J_INLINE void rowdot_body(int64_t rows, int64_t cols, float f, const float* __restrict p, const float* __restrict q,
-                            float* __restrict out, int32_t add) {
-  for (int64_t j = 0; j < rows; ++j) {
-    double acc = 0.0;
-    for (int64_t k = 0; k < cols; ++k) acc += static_cast<double>(p[j * cols + k]) * q[j * cols + k];
-    const float v = static_cast<float>(f * acc);
-    out[j] = add != 0 ? out[j] + v : v;
+// y[i, j] += f·scale[j]·z[i, j]; scale null means ones.
+P4J_INLINE void scaled_add_body(int64_t rows, int64_t cols, float f, const float* scale, const float* __restrict z,
+                                float* __restrict y) {
+  for (int64_t i = 0; i < rows; ++i) {
+    const float* zr = z + i * cols;
+    float* yr = y + i * cols;
+    if (scale == nullptr) {
+      for (int64_t j = 0; j < cols; ++j) yr[j] += f * zr[j];
+    } else {
+      for (int64_t j = 0; j < cols; ++j) yr[j] += (f * scale[j]) * zr[j];
+    }
   }
 }
-P4J_MULTIVERSION(rowdot, (int64_t rows, int64_t cols, float f, const float* p, const float* q, float* out, int32_t add),
-                 (rows, cols, f, p, q, out, add))
+P4J_MULTIVERSION(scaled_add, (int64_t rows, int64_t cols, float f, const float* scale, const float* z, float* y),
+                 (rows, cols, f, scale, z, y))
 
 // out[k] (= or +=) f·Σ_i p[i, k]·q[i, k] for k in [k0, k1) of [t, cols] matrices, rows summed in
 // order in double; k1 − k0 <= kColBlock.
@@ -95,10 +99,9 @@ void rowscale(const p4j_ctx* ctx, int64_t rows, int64_t cols, float f, const flo
     rowscale_kernel(e - b, cols, f, scale == nullptr ? nullptr : scale + b, src + b * cols, dst + b * cols, add);
   });
 }
-void rowdot(const p4j_ctx* ctx, int64_t rows, int64_t cols, float f, const float* p, const float* q, float* out,
-            int32_t add) {
+void scaled_add(const p4j_ctx* ctx, int64_t rows, int64_t cols, float f, const float* scale, const float* z, float* y) {
   parallel_rows(ctx, rows, cols, kGrain, [&](int64_t b, int64_t e) {
-    rowdot_kernel(e - b, cols, f, p + b * cols, q + b * cols, out + b, add);
+    scaled_add_kernel(e - b, cols, f, scale, z + b * cols, y + b * cols);
   });
 }
 // Column blocks of kColBlock over threads (each column's sum is the same whoever computes it).
@@ -138,6 +141,7 @@ static int32_t check_scaled(const char* fn, p4j_ctx* ctx, int64_t t, int64_t d_i
   P4J_TRY(check_dims(fn, "h [t, r]", t, r));
   P4J_TRY(check_dims(fn, "y, g [t, d_out]", t, d_out));
   P4J_TRY(check_dims(fn, "workspace", 2 * (t + d_out), r));
+  P4J_TRY(check_dims(fn, "z [t, d_out]", t, d_out));
   P4J_TRY(check_ptr(fn, "x", x, t * d_in));
   P4J_TRY(check_ptr(fn, "a", a, r > 0 && d_in > 0 ? (r - 1) * lda + d_in : 0));
   P4J_TRY(check_ptr(fn, "b", b, d_out * r));
@@ -151,30 +155,32 @@ extern "C" {
 
 int32_t p4j_scaled_lowrank_forward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda,
                                    float s, const float* x, const float* a, const float* b, const float* u,
-                                   const float* v, float* h, float* work, float* y) {
+                                   const float* v, float* h, float* z, float* work, float* y) {
   const char* fn = "p4j_scaled_lowrank_forward";
   return guarded(fn, [&]() -> int32_t {
     P4J_TRY(check_scaled(fn, ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h));
-    P4J_TRY(check_ptr(fn, "work", work, (t + d_out) * r));
+    P4J_TRY(check_ptr(fn, "z", z, t * d_out));
+    P4J_TRY(check_ptr(fn, "work", work, t * r));
     P4J_TRY(check_ptr(fn, "y", y, t * d_out));
-    float* hu = work;              // [t, r] = h ⊙ u
-    float* bv = work + t * r;      // [d_out, r] = diag(v)·b
+    float* hu = work;  // [t, r] = h ⊙ u
     // h = x·a_sᵀ [t, r]. Each P4J_TRY(sgemm(...)) fails only when dnnl_sgemm does (see lowrank.cpp).
     P4J_TRY(sgemm(fn, ctx, false, true, t, r, d_in, 1.0f, x, d_in, a, lda, 0.0f, h, r));
     colscale(ctx, t, r, h, u, hu);
-    rowscale(ctx, d_out, r, 1.0f, v, b, bv, 0);
-    // y += s·(h ⊙ u)·(diag(v)·b)ᵀ [t, d_out]
-    return sgemm(fn, ctx, false, true, t, d_out, r, s, hu, r, bv, r, 1.0f, y, d_out);
+    // z = (h ⊙ u)·b_sᵀ [t, d_out], kept for dv; y += s·v ⊙ z
+    P4J_TRY(sgemm(fn, ctx, false, true, t, d_out, r, 1.0f, hu, r, b, r, 0.0f, z, d_out));
+    scaled_add(ctx, t, d_out, s, v, z, y);
+    return P4J_OK;
   });
 }
 
 int32_t p4j_scaled_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda,
                                     float s, const float* x, const float* a, const float* b, const float* u,
-                                    const float* v, const float* h, const float* g, float* work, float* du,
-                                    float* dv, float* da, float* db, float* dx, int32_t accumulate) {
+                                    const float* v, const float* h, const float* z, const float* g, float* work,
+                                    float* du, float* dv, float* da, float* db, float* dx, int32_t accumulate) {
   const char* fn = "p4j_scaled_lowrank_backward";
   return guarded(fn, [&]() -> int32_t {
     P4J_TRY(check_scaled(fn, ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h));
+    P4J_TRY(check_ptr(fn, "z", z, t * d_out));
     P4J_TRY(check_ptr(fn, "g", g, t * d_out));
     P4J_TRY(check_ptr(fn, "work", work, 2 * (t + d_out) * r));
     const int64_t a_extent = r > 0 && d_in > 0 ? (r - 1) * lda + d_in : 0;
@@ -185,11 +191,11 @@ int32_t p4j_scaled_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64
     float* gb = work + t * r;           // [t, r]      g·diag(v)·b, then ⊙ u
     float* m = work + 2 * t * r;        // [d_out, r]  gᵀ·(h ⊙ u)
     float* bv = m + d_out * r;          // [d_out, r]  diag(v)·b
-    colscale(ctx, t, r, h, u, hu);
-    if (dv != nullptr || db != nullptr) {
+    if (dv != nullptr) coldot(ctx, t, d_out, s, g, z, dv, add);            // dv_j = s·Σ_i g_ij·z_ij
+    if (db != nullptr) {
+      colscale(ctx, t, r, h, u, hu);
       P4J_TRY(sgemm(fn, ctx, true, false, d_out, r, t, 1.0f, g, d_out, hu, r, 0.0f, m, r));
-      if (dv != nullptr) rowdot(ctx, d_out, r, s, b, m, dv, add);        // dv_j = s·Σ_k b_jk·m_jk
-      if (db != nullptr) rowscale(ctx, d_out, r, s, v, m, db, add);      // db_jk = s·v_j·m_jk
+      rowscale(ctx, d_out, r, s, v, m, db, add);                            // db_jk = s·v_j·(gᵀ·(h ⊙ u))_jk
     }
     if (du == nullptr && da == nullptr && dx == nullptr) return P4J_OK;
     rowscale(ctx, d_out, r, 1.0f, v, b, bv, 0);

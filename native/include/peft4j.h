@@ -134,22 +134,22 @@ int32_t p4j_dropout_forward(p4j_ctx* ctx, int64_t n, float p, int64_t seed, int6
 int32_t p4j_dropout_backward(p4j_ctx* ctx, int64_t n, float p, const uint8_t* mask, const float* g, float* dx);
 
 /* ---- diagonally scaled low-rank (scaled_lowrank.cpp), shared by VeRA and Tied-LoRA ----
- * Forward: h = x·a_sᵀ; y += s·v ⊙ ((u ⊙ h)·b_sᵀ), a_s = a[:, :d_in] (rows of stride lda >= d_in, as
- * a slice of a shared wider A), b_s = the first d_out rows of b.
+ * Forward: h = x·a_sᵀ; z = (u ⊙ h)·b_sᵀ; y += s·v ⊙ z, a_s = a[:, :d_in] (rows of stride lda >= d_in,
+ * as a slice of a shared wider A), b_s = the first d_out rows of b.
  * x: [t, d_in]; a: [r, lda]; b: [d_out, r]; u: [r] or null (ones); v: [d_out] or null (ones);
- * h: [t, r] (out, kept for backward); work: [(t + d_out)·r] workspace; y: [t, d_out] (+=) */
+ * h: [t, r], z: [t, d_out] (out, kept for backward); work: [t·r] workspace; y: [t, d_out] (+=) */
 int32_t p4j_scaled_lowrank_forward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda,
                                    float s, const float* x, const float* a, const float* b, const float* u,
-                                   const float* v, float* h, float* work, float* y);
-/* Backward, with g: [t, d_out] and h from forward; work: [2·(t + d_out)·r] workspace.
- * du: [r] = s·Σ_rows (g·diag(v)·b_s) ⊙ h; dv: [d_out] = s·Σ_rows g ⊙ ((u ⊙ h)·b_sᵀ);
+                                   const float* v, float* h, float* z, float* work, float* y);
+/* Backward, with g: [t, d_out], h and z from forward; work: [2·(t + d_out)·r] workspace.
+ * du: [r] = s·Σ_rows (g·diag(v)·b_s) ⊙ h; dv: [d_out] = s·Σ_rows g ⊙ z;
  * da: [r, lda] (first d_in columns) = s·((g·diag(v)·b_s) ⊙ u)ᵀ·x; db: [d_out, r] = s·diag(v)·gᵀ·(u ⊙ h);
  * dx: [t, d_in] += s·((g·diag(v)·b_s) ⊙ u)·a_s. Any of du, dv, da, db, dx may be null (not computed);
  * du, dv, da, db are overwritten when accumulate == 0 and added to otherwise. */
 int32_t p4j_scaled_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda,
                                     float s, const float* x, const float* a, const float* b, const float* u,
-                                    const float* v, const float* h, const float* g, float* work, float* du,
-                                    float* dv, float* da, float* db, float* dx, int32_t accumulate);
+                                    const float* v, const float* h, const float* z, const float* g, float* work,
+                                    float* du, float* dv, float* da, float* db, float* dx, int32_t accumulate);
 
 /* ---- ceilings for benchmarks (abi.cpp) ----
  * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;

@@ -27,7 +27,7 @@ public class ScaledLowRankBench {
     @State(Scope.Benchmark)
     public static class Vera {
         Backend be;
-        Tensor a, b, u, v, h, work, du, dv;
+        Tensor a, b, u, v, h, zKept, work, du, dv;
         // For the unfused composition: u, v broadcast to [t, r] and [t, d_out], and its intermediates.
         Tensor uRows, vRows, hu, z, gz, gv, gb;
 
@@ -39,6 +39,7 @@ public class ScaledLowRankBench {
             u = Fill.uniform(be, 0.05f, 0.15f, R);
             v = Fill.uniform(be, -0.1f, 0.1f, D_OUT);
             h = Fill.random(be, T, R);
+            zKept = Fill.random(be, T, D_OUT);
             work = Fill.random(be, 2 * (T + D_OUT) * R);
             du = Fill.random(be, R);
             dv = Fill.random(be, D_OUT);
@@ -60,15 +61,15 @@ public class ScaledLowRankBench {
 
         @TearDown(Level.Trial)
         public void tearDown() {
-            Fill.close(a, b, u, v, h, work, du, dv, uRows, vRows, hu, z, gz, gv, gb);
+            Fill.close(a, b, u, v, h, zKept, work, du, dv, uRows, vRows, hu, z, gz, gv, gb);
         }
     }
 
     /** The VeRA adapter alone: forward (y +=) and backward (du, dv, dX +=; A, B frozen). */
     @Benchmark
     public void veraAdapterFwdBwd(LowRankBench.Base p, Vera s) {
-        p.be.scaledLowrankForward(1f, p.x, s.a, s.b, s.u, s.v, s.h, s.work, p.y);
-        p.be.scaledLowrankBackward(1f, p.x, s.a, s.b, s.u, s.v, s.h, p.g, s.work, s.du, s.dv, null, null, p.dx, false);
+        p.be.scaledLowrankForward(1f, p.x, s.a, s.b, s.u, s.v, s.h, s.zKept, s.work, p.y);
+        p.be.scaledLowrankBackward(1f, p.x, s.a, s.b, s.u, s.v, s.h, s.zKept, p.g, s.work, s.du, s.dv, null, null, p.dx, false);
     }
 
     /** Frozen base + VeRA r = 256, forward and backward. */
@@ -76,9 +77,9 @@ public class ScaledLowRankBench {
     public void veraFwdBwd(LowRankBench.Base p, Vera s) {
         Backend be = p.be;
         be.gemm(false, true, 1f, p.x, p.w0, 0f, p.y);
-        be.scaledLowrankForward(1f, p.x, s.a, s.b, s.u, s.v, s.h, s.work, p.y);
+        be.scaledLowrankForward(1f, p.x, s.a, s.b, s.u, s.v, s.h, s.zKept, s.work, p.y);
         be.gemm(false, false, 1f, p.g, p.w0, 0f, p.dx);
-        be.scaledLowrankBackward(1f, p.x, s.a, s.b, s.u, s.v, s.h, p.g, s.work, s.du, s.dv, null, null, p.dx, false);
+        be.scaledLowrankBackward(1f, p.x, s.a, s.b, s.u, s.v, s.h, s.zKept, p.g, s.work, s.du, s.dv, null, null, p.dx, false);
     }
 
     /** The adapter's math from unfused ops: z = ((x·Aᵀ) ⊙ U)·Bᵀ, y += z ⊙ V; dv = Σ g ⊙ z, gb = (g ⊙ V)·B, du = Σ gb ⊙ h, dX += (gb ⊙ U)·A. */

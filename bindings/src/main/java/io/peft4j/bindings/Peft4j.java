@@ -2234,6 +2234,7 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
             Peft4j.C_POINTER
         );
 
@@ -2245,7 +2246,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *work, float *y)
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
      * }
      */
     public static FunctionDescriptor p4j_scaled_lowrank_forward$descriptor() {
@@ -2255,7 +2256,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *work, float *y)
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
      * }
      */
     public static MethodHandle p4j_scaled_lowrank_forward$handle() {
@@ -2265,7 +2266,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *work, float *y)
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
      * }
      */
     public static MemorySegment p4j_scaled_lowrank_forward$address() {
@@ -2274,16 +2275,16 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *work, float *y)
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
      * }
      */
-    public static int p4j_scaled_lowrank_forward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment work, MemorySegment y) {
+    public static int p4j_scaled_lowrank_forward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment z, MemorySegment work, MemorySegment y) {
         var mh$ = p4j_scaled_lowrank_forward.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_scaled_lowrank_forward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, work, y);
+                traceDowncall("p4j_scaled_lowrank_forward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, work, y);
             }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, work, y);
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, work, y);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2314,6 +2315,7 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
             Peft4j.C_INT
         );
 
@@ -2325,7 +2327,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
      * }
      */
     public static FunctionDescriptor p4j_scaled_lowrank_backward$descriptor() {
@@ -2335,7 +2337,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
      * }
      */
     public static MethodHandle p4j_scaled_lowrank_backward$handle() {
@@ -2345,7 +2347,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
      * }
      */
     public static MemorySegment p4j_scaled_lowrank_backward$address() {
@@ -2354,16 +2356,16 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
      * }
      */
-    public static int p4j_scaled_lowrank_backward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment g, MemorySegment work, MemorySegment du, MemorySegment dv, MemorySegment da, MemorySegment db, MemorySegment dx, int accumulate) {
+    public static int p4j_scaled_lowrank_backward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment z, MemorySegment g, MemorySegment work, MemorySegment du, MemorySegment dv, MemorySegment da, MemorySegment db, MemorySegment dx, int accumulate) {
         var mh$ = p4j_scaled_lowrank_backward.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_scaled_lowrank_backward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, g, work, du, dv, da, db, dx, accumulate);
+                traceDowncall("p4j_scaled_lowrank_backward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, g, work, du, dv, da, db, dx, accumulate);
             }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, g, work, du, dv, da, db, dx, accumulate);
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, g, work, du, dv, da, db, dx, accumulate);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

@@ -133,20 +133,20 @@ public interface Backend extends AutoCloseable {
     // ---- diagonally scaled low-rank (VeRA, Tied-LoRA) ----
 
     /**
-     * h = x·a_sᵀ; y += s·v ⊙ ((u ⊙ h)·b_sᵀ), where a_s = a[:, :d_in] and b_s = b[:d_out, :]: a [r, D_in ≥ d_in]
+     * h = x·a_sᵀ; z = (u ⊙ h)·b_sᵀ; y += s·v ⊙ z, where a_s = a[:, :d_in] and b_s = b[:d_out, :]: a [r, D_in ≥ d_in]
      * and b [D_out ≥ d_out, r] may be one pair shared by layers of several shapes. x: [t, d_in]; u: [r] or null
-     * (ones); v: [d_out] or null (ones); h: [t, r] (out, kept for backward); work: F32 with at least
-     * (t + d_out)·r elements; y: [t, d_out] (+=).
+     * (ones); v: [d_out] or null (ones); h: [t, r] and z: [t, d_out] (out, kept for backward); work: F32 with at
+     * least t·r elements; y: [t, d_out] (+=).
      */
-    void scaledLowrankForward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor work, Tensor y);
+    void scaledLowrankForward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor z, Tensor work, Tensor y);
 
     /**
-     * The backward of {@link #scaledLowrankForward}: g: [t, d_out]; work: at least 2·(t + d_out)·r elements;
+     * The backward of {@link #scaledLowrankForward}, with its h and z: g: [t, d_out]; work: at least 2·(t + d_out)·r elements;
      * du: [r], dv: [d_out], da: shaped as a (columns [0, d_in) written), db: shaped as b (rows [0, d_out)
      * written), dx: [t, d_in] (+=). Any of du, dv, da, db, dx may be null (not computed); du, dv, da, db are
      * overwritten unless accumulate (a tied tensor's gradient accumulates over the layers that use it).
      */
-    void scaledLowrankBackward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor g, Tensor work,
+    void scaledLowrankBackward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor z, Tensor g, Tensor work,
                                Tensor du, Tensor dv, Tensor da, Tensor db, Tensor dx, boolean accumulate);
 
     @Override

@@ -328,24 +328,27 @@ public final class CpuBackend implements Backend {
     // ---- diagonally scaled low-rank (VeRA, Tied-LoRA) ----
 
     @Override
-    public void scaledLowrankForward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor work, Tensor y) {
+    public void scaledLowrankForward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor z, Tensor work,
+                                     Tensor y) {
         matrix("y", y);
         ScaledDims d = ScaledDims.of(x, a, b, u, v, y.dim(1));
         shape("y", y, d.t(), d.dOut());
         shape("h", h, d.t(), d.r());
-        workspace(work, (d.t() + d.dOut()) * d.r());
+        shape("z", z, d.t(), d.dOut());
+        workspace(work, d.t() * d.r());
         check("p4j_scaled_lowrank_forward", Peft4j.p4j_scaled_lowrank_forward(ctx(), d.t(), d.dIn(), d.dOut(), d.r(),
-                a.dim(1), s, x.segment(), a.segment(), b.segment(), orNull(u), orNull(v), h.segment(), work.segment(),
-                y.segment()));
+                a.dim(1), s, x.segment(), a.segment(), b.segment(), orNull(u), orNull(v), h.segment(), z.segment(),
+                work.segment(), y.segment()));
     }
 
     @Override
-    public void scaledLowrankBackward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor g,
+    public void scaledLowrankBackward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor z, Tensor g,
                                       Tensor work, Tensor du, Tensor dv, Tensor da, Tensor db, Tensor dx, boolean accumulate) {
         matrix("g", g);
         ScaledDims d = ScaledDims.of(x, a, b, u, v, g.dim(1));
         shape("g", g, d.t(), d.dOut());
         shape("h", h, d.t(), d.r());
+        shape("z", z, d.t(), d.dOut());
         workspace(work, 2 * (d.t() + d.dOut()) * d.r());
         if (du != null) shape("du", du, d.r());
         if (dv != null) shape("dv", dv, d.dOut());
@@ -353,7 +356,7 @@ public final class CpuBackend implements Backend {
         if (db != null) shape("db", db, b.shape());
         if (dx != null) shape("dx", dx, d.t(), d.dIn());
         check("p4j_scaled_lowrank_backward", Peft4j.p4j_scaled_lowrank_backward(ctx(), d.t(), d.dIn(), d.dOut(), d.r(),
-                a.dim(1), s, x.segment(), a.segment(), b.segment(), orNull(u), orNull(v), h.segment(), g.segment(),
+                a.dim(1), s, x.segment(), a.segment(), b.segment(), orNull(u), orNull(v), h.segment(), z.segment(), g.segment(),
                 work.segment(), orNull(du), orNull(dv), orNull(da), orNull(db), orNull(dx), accumulate ? 1 : 0));
     }
 

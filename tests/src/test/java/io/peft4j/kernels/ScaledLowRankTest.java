@@ -66,11 +66,12 @@ class ScaledLowRankTest {
         Inputs in = new Inputs(c, t, dIn, dOut, r, bigIn, bigOut, withU, withV);
         float[] y0 = c.normal(t * dOut, Math.max(1.0, Math.sqrt((double) dIn * r)));
         try (Scope s = new Scope()) {
-            Tensor h = s.poisoned(t, r), y = s.of(y0, t, dOut), work = s.poisoned(Math.max(1, (t + dOut) * r));
+            Tensor h = s.poisoned(t, r), z = s.poisoned(t, dOut), y = s.of(y0, t, dOut), work = s.poisoned(Math.max(1, t * r));
             Backend.cpu().scaledLowrankForward(sc, s.of(in.x, t, dIn), s.of(in.a, r, bigIn), s.of(in.b, bigOut, r),
-                    in.u == null ? null : s.of(in.u, r), in.v == null ? null : s.of(in.v, dOut), h, work, y);
+                    in.u == null ? null : s.of(in.u, r), in.v == null ? null : s.of(in.v, dOut), h, z, work, y);
             Ref ref = in.ref(sc);
             assertNormwise(c, "h", h.toFloatArray(), ref.h(), gemmTol(dIn));
+            assertNormwise(c, "z", z.toFloatArray(), ref.z(), chainTol(dIn, r));
             double[] yRef = ref.y();
             for (int i = 0; i < yRef.length; i++) yRef[i] += y0[i];
             assertNormwise(c, "y", y.toFloatArray(), yRef, chainTol(dIn, r));
@@ -91,7 +92,7 @@ class ScaledLowRankTest {
         // Accumulated-into buffers start random at about the size of the update; the slices' outside starts random too.
         float[] du0 = c.normal(r), dv0 = c.normal(dOut), da0 = c.normal(r * bigIn), db0 = c.normal(bigOut * r), dx0 = c.normal(t * dIn);
         try (Scope s = new Scope()) {
-            Tensor th = s.of(KernelTesting.toFloat(h), t, r), tg = s.of(g, t, dOut);
+            Tensor th = s.of(KernelTesting.toFloat(h), t, r), tz = s.of(KernelTesting.toFloat(ref.z()), t, dOut), tg = s.of(g, t, dOut);
             Tensor work = s.poisoned(Math.max(1, 2 * (t + dOut) * r));
             Tensor du = uvx ? (accumulate ? s.of(du0, r) : s.poisoned(r)) : null;
             Tensor dv = uvx ? (accumulate ? s.of(dv0, dOut) : s.poisoned(dOut)) : null;
@@ -99,7 +100,7 @@ class ScaledLowRankTest {
             Tensor da = ab ? s.of(withOutside(accumulate, da0, r, bigIn, dIn), r, bigIn) : null;
             Tensor db = ab ? s.of(withOutsideRows(accumulate, db0, bigOut, r, dOut), bigOut, r) : null;
             Backend.cpu().scaledLowrankBackward(sc, s.of(in.x, t, dIn), s.of(in.a, r, bigIn), s.of(in.b, bigOut, r),
-                    in.u == null ? null : s.of(in.u, r), in.v == null ? null : s.of(in.v, dOut), th, tg, work, du, dv, da, db, dx,
+                    in.u == null ? null : s.of(in.u, r), in.v == null ? null : s.of(in.v, dOut), th, tz, tg, work, du, dv, da, db, dx,
                     accumulate);
             Grads gr = ref.backward(toDouble(g));
             double tol = chainTol(Math.max(dOut, 1), Math.max(t, 1));
@@ -175,13 +176,14 @@ class ScaledLowRankTest {
         for (int threads : new int[] {1, 2}) {
             try (Scope s = new Scope(); Backend be = Backend.cpu(threads)) {
                 Tensor x = s.of(in.x, t, dIn), a = s.of(in.a, r, bigIn), b = s.of(in.b, bigOut, r), u = s.of(in.u, r), v = s.of(in.v, dOut);
-                Tensor h = s.poisoned(t, r), y = s.poisoned(t, dOut), work = s.poisoned(2 * (t + dOut) * r);
+                Tensor h = s.poisoned(t, r), z = s.poisoned(t, dOut), y = s.poisoned(t, dOut), work = s.poisoned(2 * (t + dOut) * r);
                 be.fill(0f, y);
-                be.scaledLowrankForward(1.5f, x, a, b, u, v, h, work, y);
+                be.scaledLowrankForward(1.5f, x, a, b, u, v, h, z, work, y);
                 Tensor du = s.poisoned(r), dv = s.poisoned(dOut), da = s.poisoned(r, bigIn), db = s.poisoned(bigOut, r), dx = s.poisoned(t, dIn);
                 be.fill(0f, dx);
-                be.scaledLowrankBackward(1.5f, x, a, b, u, v, h, s.of(g, t, dOut), work, du, dv, da, db, dx, false);
-                List<float[]> got = List.of(y.toFloatArray(), du.toFloatArray(), dv.toFloatArray(), dx.toFloatArray());
+                be.scaledLowrankBackward(1.5f, x, a, b, u, v, h, z, s.of(g, t, dOut), work, du, dv, da, db, dx, false);
+                List<float[]> got = List.of(y.toFloatArray(), du.toFloatArray(), dv.toFloatArray(), da.toFloatArray(), db.toFloatArray(),
+                        dx.toFloatArray());
                 if (first == null) first = got;
                 else for (int i = 0; i < got.size(); i++) assertBits(c.label(), "output " + i, got.get(i), first.get(i));
             }
@@ -200,35 +202,37 @@ class ScaledLowRankTest {
         // Valid: x [5, 4], a [2, 6], b [3, 2], u [2], v [3], h [5, 2], work 32 (fwd 16), y/g [5, 3].
         List<Arguments> c = new ArrayList<>();
         c.add(Arguments.of("a narrower than x", "a F32[2, 3]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1, f(s, 5, 4),
-                f(s, 2, 3), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 32), f(s, 5, 3))));
+                f(s, 2, 3), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), f(s, 5, 3))));
         c.add(Arguments.of("b shorter than y", "b F32[2, 2]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1, f(s, 5, 4),
-                f(s, 2, 6), f(s, 2, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 32), f(s, 5, 3))));
+                f(s, 2, 6), f(s, 2, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), f(s, 5, 3))));
         c.add(Arguments.of("b rank differs", "b F32[3, 3]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1, f(s, 5, 4),
-                f(s, 2, 6), f(s, 3, 3), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 32), f(s, 5, 3))));
+                f(s, 2, 6), f(s, 3, 3), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), f(s, 5, 3))));
         c.add(Arguments.of("u size", "u F32[3]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1, f(s, 5, 4),
-                f(s, 2, 6), f(s, 3, 2), f(s, 3), f(s, 3), f(s, 5, 2), f(s, 32), f(s, 5, 3))));
+                f(s, 2, 6), f(s, 3, 2), f(s, 3), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), f(s, 5, 3))));
         c.add(Arguments.of("v size", "v F32[2]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1, f(s, 5, 4),
-                f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 2), f(s, 5, 2), f(s, 32), f(s, 5, 3))));
-        c.add(Arguments.of("forward work too small", "at least 16", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1,
-                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 15), f(s, 5, 3))));
+                f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 2), f(s, 5, 2), f(s, 5, 3), f(s, 32), f(s, 5, 3))));
+        c.add(Arguments.of("forward work too small", "at least 10", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1,
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 9), f(s, 5, 3))));
+        c.add(Arguments.of("z shape", "z F32[5, 4]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1,
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 4), f(s, 32), f(s, 5, 3))));
         c.add(Arguments.of("h shape", "h F32[5, 3]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1, f(s, 5, 4),
-                f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 3), f(s, 32), f(s, 5, 3))));
+                f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 3), f(s, 5, 3), f(s, 32), f(s, 5, 3))));
         c.add(Arguments.of("null x", "x must not be null", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankForward(1, null,
-                f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 32), f(s, 5, 3))));
+                f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), f(s, 5, 3))));
         c.add(Arguments.of("backward work too small", "at least 32", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankBackward(1,
-                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 31), null, null, null, null, null, false)));
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 5, 3), f(s, 31), null, null, null, null, null, false)));
         c.add(Arguments.of("da not shaped as a", "da F32[2, 4]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankBackward(1,
-                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), null, null, f(s, 2, 4), null, null, false)));
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 5, 3), f(s, 32), null, null, f(s, 2, 4), null, null, false)));
         c.add(Arguments.of("db not shaped as b", "db F32[3, 1]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankBackward(1,
-                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), null, null, null, f(s, 3, 1), null, false)));
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 5, 3), f(s, 32), null, null, null, f(s, 3, 1), null, false)));
         c.add(Arguments.of("du size", "du F32[3]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankBackward(1,
-                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), f(s, 3), null, null, null, null, false)));
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 5, 3), f(s, 32), f(s, 3), null, null, null, null, false)));
         c.add(Arguments.of("dv size", "dv F32[4]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankBackward(1,
-                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), null, f(s, 4), null, null, null, false)));
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 5, 3), f(s, 32), null, f(s, 4), null, null, null, false)));
         c.add(Arguments.of("dx shape", "dx F32[5, 6]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankBackward(1,
-                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), null, null, null, null, f(s, 5, 6), false)));
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 5, 3), f(s, 32), null, null, null, null, f(s, 5, 6), false)));
         c.add(Arguments.of("g shape", "g F32[4, 3]", (Consumer<Scope>) s -> Backend.cpu().scaledLowrankBackward(1,
-                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 4, 3), f(s, 32), null, null, null, null, null, false)));
+                f(s, 5, 4), f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 4, 3), f(s, 32), null, null, null, null, null, false)));
         return c.stream();
     }
 
@@ -246,7 +250,7 @@ class ScaledLowRankTest {
     void badArgumentsAreRefusedNatively() {
         try (Scope s = new Scope()) {
             NativeException e = assertThrows(NativeException.class, () -> Backend.cpu().scaledLowrankForward(Float.NaN, f(s, 5, 4),
-                    f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 32), f(s, 5, 3)));
+                    f(s, 2, 6), f(s, 3, 2), f(s, 2), f(s, 3), f(s, 5, 2), f(s, 5, 3), f(s, 32), f(s, 5, 3)));
             assertTrue(e.getMessage().contains("s"), e.getMessage());
         }
         try (Arena arena = Arena.ofConfined()) {
@@ -256,16 +260,18 @@ class ScaledLowRankTest {
             MemorySegment ctx = ctxOut.get(ValueLayout.ADDRESS, 0);
             MemorySegment buf = arena.allocate(4096, 64);
             MemorySegment nul = MemorySegment.NULL;
-            assertEquals(-1, Peft4j.p4j_scaled_lowrank_forward(ctx, 5, 4, 3, 2, 3, 1f, buf, buf, buf, nul, nul, buf, buf, buf));
+            assertEquals(-1, Peft4j.p4j_scaled_lowrank_forward(ctx, 5, 4, 3, 2, 3, 1f, buf, buf, buf, nul, nul, buf, buf, buf, buf));
             assertTrue(lastError().contains("lda"), lastError());
-            assertEquals(-1, Peft4j.p4j_scaled_lowrank_forward(ctx, -1, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, buf, buf));
+            assertEquals(-1, Peft4j.p4j_scaled_lowrank_forward(ctx, -1, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, buf, buf, buf));
             assertTrue(lastError().contains("t"), lastError());
-            assertEquals(-1, Peft4j.p4j_scaled_lowrank_forward(ctx, 5, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, nul, buf));
+            assertEquals(-1, Peft4j.p4j_scaled_lowrank_forward(ctx, 5, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, buf, nul, buf));
             assertTrue(lastError().contains("work"), lastError());
-            assertEquals(-1, Peft4j.p4j_scaled_lowrank_backward(ctx, 5, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, nul, buf,
+            assertEquals(-1, Peft4j.p4j_scaled_lowrank_forward(ctx, 5, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, nul, buf, buf));
+            assertTrue(lastError().contains("z"), lastError());
+            assertEquals(-1, Peft4j.p4j_scaled_lowrank_backward(ctx, 5, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, buf, nul, buf,
                     nul, nul, nul, nul, nul, 0));
             assertTrue(lastError().contains("g"), lastError());
-            assertEquals(-1, Peft4j.p4j_scaled_lowrank_backward(nul, 5, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, buf, buf,
+            assertEquals(-1, Peft4j.p4j_scaled_lowrank_backward(nul, 5, 4, 3, 2, 4, 1f, buf, buf, buf, nul, nul, buf, buf, buf, buf,
                     nul, nul, nul, nul, nul, 0));
             assertEquals(0, Peft4j.p4j_ctx_destroy(ctx));
         }
@@ -345,6 +351,19 @@ class ScaledLowRankTest {
                 }
             }
             return h;
+        }
+
+        /** z = (h ⊙ u)·b_sᵀ, without s and v. */
+        double[] z() {
+            double[] h = h(), z = new double[t * dOut];
+            for (int n = 0; n < t; n++) {
+                for (int j = 0; j < dOut; j++) {
+                    double acc = 0;
+                    for (int k = 0; k < r; k++) acc += u[k] * h[n * r + k] * b[j * r + k];
+                    z[n * dOut + j] = acc;
+                }
+            }
+            return z;
         }
 
         double[] y() {

@@ -28,7 +28,7 @@ public final class ScaledLowRankAdapter implements Adapter {
     private final List<Parameter> perLayer, shared;
     private final Set<Parameter> frozen, unsaved;
     // Kept from forward for backward, in the step arena.
-    private Tensor xUsed, h, mask;
+    private Tensor xUsed, h, z, mask;
 
     /**
      * @param perLayer this layer's own tensors, in file order; shared: the tensors shared with other
@@ -83,8 +83,9 @@ public final class ScaledLowRankAdapter implements Adapter {
         }
         long t = x.dim(0), r = rank();
         h = ctx.allocate(t, r);
-        Tensor work = ctx.allocate(Math.max(1, (t + dOut) * r));
-        be.scaledLowrankForward(s, xUsed, a.value(), b.value(), value(u), value(v), h, work, y);
+        z = ctx.allocate(t, dOut);
+        Tensor work = ctx.allocate(Math.max(1, t * r));
+        be.scaledLowrankForward(s, xUsed, a.value(), b.value(), value(u), value(v), h, z, work, y);
     }
 
     @Override
@@ -94,14 +95,14 @@ public final class ScaledLowRankAdapter implements Adapter {
         Tensor work = ctx.allocate(Math.max(1, 2 * (t + dOut) * r));
         // Gradients accumulate: a tied tensor's gradient is the sum over the layers that use it.
         if (mask == null || dx == null) {
-            be.scaledLowrankBackward(s, xUsed, a.value(), b.value(), value(u), value(v), h, g, work,
+            be.scaledLowrankBackward(s, xUsed, a.value(), b.value(), value(u), value(v), h, z, g, work,
                     grad(u), grad(v), grad(a), grad(b), dx, true);
             return;
         }
         // Dropout: the input gradient of the adapter path goes through the same mask.
         Tensor dxa = ctx.allocate(dx.shape());
         be.fill(0f, dxa);
-        be.scaledLowrankBackward(s, xUsed, a.value(), b.value(), value(u), value(v), h, g, work,
+        be.scaledLowrankBackward(s, xUsed, a.value(), b.value(), value(u), value(v), h, z, g, work,
                 grad(u), grad(v), grad(a), grad(b), dxa, true);
         be.dropoutBackward(dropout, mask, dxa, dxa);
         be.axpy(1f, dxa, dx);
