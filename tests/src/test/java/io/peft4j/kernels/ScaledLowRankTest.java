@@ -33,6 +33,7 @@ class ScaledLowRankTest {
     static final Object[][] SIZES = {
         {1, 1, 1, 1, 1, 1, 0.5f}, {7, 33, 17, 5, 40, 20, 2f}, {33, 7, 1, 7, 7, 3, -0.75f},
         {257, 33, 65, 16, 33, 65, 1.5f}, {100, 129, 33, 33, 200, 50, 0.25f}, {3, 0, 9, 3, 4, 9, 1f}, {5, 6, 0, 3, 6, 2, 1f},
+        {9, 17, 300, 261, 20, 301, 0.5f},   // d_out and r past one 256-column block of the column sums (dv, du)
     };
 
     static Stream<Arguments> forwardCases() {
@@ -169,7 +170,7 @@ class ScaledLowRankTest {
     @Test
     void bitIdenticalOnOneAndTwoThreads() {
         Case c = newCase("scaledLowrank threads");
-        int t = 300, dIn = 257, dOut = 129, r = 300, bigIn = 300, bigOut = 130;
+        int t = 300, dIn = 257, dOut = 600, r = 300, bigIn = 300, bigOut = 601;   // several column blocks, split over threads
         Inputs in = new Inputs(c, t, dIn, dOut, r, bigIn, bigOut, true, true);
         float[] g = c.normal(t * dOut);
         List<float[]> first = null;
