@@ -120,6 +120,25 @@ class VeraTest {
         for (PeftModel m : new PeftModel[] {pm, loaded, saved}) m.close();
     }
 
+    /** A file that holds vera_A / vera_B is read even when its config says save_projection false (the key's draws are not used). */
+    @Test
+    void projectionsInTheFileWinOverTheKey(@TempDir Path dir) throws Exception {
+        SplittableRandom r = rng("vera projections from file");
+        PeftModel pm = PeftModel.wrap(TestSupport.mlp(3), config(4), backend(), 0);
+        TestSupport.randomizeAdapter(pm, DEFAULT, r, 0.5);   // the pair no longer equals the key's draws
+        float[] x = normal(r, 3 * 13, 1.0);
+        float[] y = forward(pm, x, 3);
+        pm.save(dir);
+        Map<String, Object> json = new java.util.HashMap<>(io.peft4j.cli.Cli.readJson(dir.resolve(PeftModel.CONFIG_FILE)));
+        json.put("save_projection", false);
+        java.nio.file.Files.writeString(dir.resolve(PeftModel.CONFIG_FILE), new com.fasterxml.jackson.databind.ObjectMapper().writeValueAsString(json));
+        try (PeftModel loaded = PeftModel.load(TestSupport.mlp(3), dir)) {
+            assertBitEqual(vera(pm, "fc1").a().value().toFloatArray(), vera(loaded, "fc1").a().value().toFloatArray(), "vera_A from the file");
+            assertBitEqual(y, forward(loaded, x, 3), "output with the file's projections");
+        }
+        pm.close();
+    }
+
     @Test
     void veraEqualsLoraWithTheCorrespondingDiagonalScalings() {
         SplittableRandom r = rng("vera = lora");
