@@ -114,6 +114,7 @@ public final class Trainer implements AutoCloseable {
         int stepInEpoch;    // steps done in the current epoch
         float loss;         // this step's loss
         float lr;           // this step's learning rate
+        long totalSteps;    // optimizer steps this fit will have done when it ends
 
         State(Trainer trainer) { this.trainer = trainer; }
 
@@ -123,6 +124,10 @@ public final class Trainer implements AutoCloseable {
         public int epoch() { return epoch; }
         public float loss() { return loss; }
         public float lr() { return lr; }
+        /** Optimizer steps the current fit runs to (schedules such as AdaLoRA's budget need the end). */
+        public long totalSteps() { return totalSteps; }
+        /** The optimizer, for callbacks that change parameter shapes ({@link Optimizer#reshapeState}). */
+        public Optimizer optimizer() { return trainer.optimizer; }
         /** The parameters being trained, by full name. */
         public Map<String, Parameter> trainable() { return trainer.trainable; }
     }
@@ -191,6 +196,7 @@ public final class Trainer implements AutoCloseable {
                     + " steps, more than " + Integer.MAX_VALUE);
         }
         int epochs = (int) epochCount;
+        state.totalSteps = total;
         LrSchedule schedule = LrSchedule.named(config.schedule(), Math.min(config.warmupSteps(), total), total);
         // A batch never holds more than the whole data set, whatever batchSize says.
         int[] yBuf = new int[Math.min(config.batchSize(), train.count())];
@@ -259,6 +265,7 @@ public final class Trainer implements AutoCloseable {
                     writeChart(config.outDir().resolve("training.png"));
                 }
             }
+            for (TrainerCallback c : callbacks) c.endOfTraining(state);
         } finally {
             linears.forEach(l -> l.setCacheFrozenTranspose(false));
         }

@@ -187,6 +187,7 @@ final class Workflow {
                 .outDir(outDir).progress(progress).build();
         try (Trainer t = new Trainer(pm, Loss.crossEntropy(), AdamW.defaults(), cfg, backend)) {
             t.progressLabel(label);
+            pm.trainerCallbacks().forEach(t::addCallback);
             if (resumeFrom != null) t.resume(resumeFrom);
             Trainer.Result r = t.fit(data(Split.TRAIN, s.task()), data(Split.TEST, s.task()));
             double acc = r.epochs().isEmpty() ? accuracy(pm, s.task()) : r.last().eval().accuracy();
