@@ -46,7 +46,7 @@ public record AdaLoraConfig(int initR, int targetR, float alpha, float dropout, 
             throw new IllegalArgumentException("AdaLoRA orth_reg_form must be 'peft' or 'squared', got '" + orthRegForm + "'");
         }
         if (totalStep < 0) throw new IllegalArgumentException("AdaLoRA total_step must be > 0 (or null), got " + totalStep);
-        if (totalStep > 0) checkSchedule(totalStep);
+        if (totalStep > 0) checkSchedule(tinit, tfinal, totalStep);
         if (targetModules == null) throw new IllegalArgumentException("AdaLoRA needs target_modules");
         if (rankPattern == null) rankPattern = new RankPattern();
         rankPattern.requireLength(initR);
@@ -54,6 +54,10 @@ public record AdaLoraConfig(int initR, int targetR, float alpha, float dropout, 
 
     /** PEFT's check: the schedule must leave steps for the budget to fall from init_r to target_r. */
     void checkSchedule(long total) {
+        checkSchedule(tinit, tfinal, total);
+    }
+
+    private static void checkSchedule(long tinit, long tfinal, long total) {
         if (tinit >= total - tfinal) {
             throw new IllegalArgumentException("AdaLoRA: tinit=" + tinit + " must be < total_step - tfinal = " + total + " - " + tfinal
                     + ": the schedule leaves no steps to reduce the budget");
