@@ -39,10 +39,14 @@ final class GateOptimizer implements TrainerCallback {
 
     @Override
     public void afterBackward(Trainer.State state) {
-        Backend be = state.backend();
+        step(state.backend(), state.lr(), state.epoch());
+    }
+
+    /** One gate update at the run's learning rate {@code runLr} in epoch {@code epoch} (0-based). */
+    void step(Backend be, float runLr, int epoch) {
         steps++;
-        float lr = config.sparseLr() > 0 ? config.sparseLr() : state.lr();
-        double xi = config.xiAtEpoch(state.epoch());
+        float lr = config.sparseLr() > 0 ? config.sparseLr() : runLr;
+        double xi = config.xiAtEpoch(epoch);
         boolean soft = config.threshold().equals("soft");
         float l1 = config.sparseLambda() / entries;
         gates.forEach((path, a) -> {
