@@ -20,4 +20,9 @@ public interface TrainerCallback {
      * ({@link Optimizer#reshapeState}).
      */
     default void endOfTraining(Trainer.State state) {}
+
+    /** One line for the run's report once training ended (AdaLoRA's rank pattern, SoRA's surviving ranks), or null. */
+    default String summary() {
+        return null;
+    }
 }

@@ -193,7 +193,6 @@ final class RankAllocator implements TrainerCallback {
             for (Tensor t : ts) t.close();
         });
         if (pattern.isEmpty()) return;
-        List<String> report = new ArrayList<>();
         layers.forEach((path, ad) -> {
             boolean[] keep = pattern.get(path);
             long dIn = ad.loraA().value().dim(1), dOut = ad.loraB().value().dim(0), r = ad.rank();
@@ -206,9 +205,14 @@ final class RankAllocator implements TrainerCallback {
             state.optimizer().reshapeState(path + ".lora_B." + adapterName, v -> AdaLoraAdapter.select(v, keep, dOut, r, 1),
                     ad.loraB().value().shape());
             config.rankPattern().put(path, expandToInitR(path, keep));
-            report.add(path + "=" + ad.rank());
         });
-        System.out.println("adalora: final rank pattern (kept triplets per layer): " + String.join(", ", report));
+    }
+
+    @Override
+    public String summary() {
+        List<String> parts = new ArrayList<>();
+        layers.forEach((path, ad) -> parts.add(path + "=" + ad.rank()));
+        return "adalora: final ranks (kept triplets per layer, init_r " + config.initR() + "): " + String.join(", ", parts);
     }
 
     /** The layer's flags over all init_r triplets: a layer already resized on load keeps its earlier drops. */

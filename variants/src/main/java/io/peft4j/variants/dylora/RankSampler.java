@@ -14,11 +14,13 @@ final class RankSampler implements TrainerCallback {
     private final List<DyLoraAdapter> adapters;
     private final SplittableRandom rnd;
     private final int r;
+    private final long[] drawn;   // steps trained at each rank, for the summary
 
     RankSampler(PeftModel model, String adapterName, int r, long seed) {
         this.adapters = model.adaptedLayers(adapterName).values().stream().map(l -> (DyLoraAdapter) l.adapter(adapterName)).toList();
         this.rnd = new SplittableRandom(seed);
         this.r = r;
+        this.drawn = new long[r + 1];
         sample();
     }
 
@@ -29,6 +31,14 @@ final class RankSampler implements TrainerCallback {
 
     @Override
     public void afterOptimizerStep(Trainer.State state) {
+        drawn[adapters.isEmpty() ? 0 : adapters.get(0).trainRank()]++;
         sample();
+    }
+
+    @Override
+    public String summary() {
+        StringBuilder sb = new StringBuilder("dylora: steps trained at each rank b (max r " + r + "):");
+        for (int b = 1; b <= r; b++) sb.append(' ').append(b).append('=').append(drawn[b]);
+        return sb.append("; evaluate any rank with 'peft4j eval --rank-sweep'").toString();
     }
 }

@@ -69,10 +69,14 @@ final class GateOptimizer implements TrainerCallback {
     }
 
     @Override
-    public void endOfTraining(Trainer.State state) {
+    public String summary() {
         List<String> parts = new ArrayList<>();
-        survivingRanks().forEach((p, n) -> parts.add(p + "=" + n + "/" + config.r()));
-        System.out.println("sora: surviving ranks per layer: " + String.join(", ", parts));
+        survivingRanks().forEach((p, n) -> parts.add(p + "=" + n));
+        return "sora: surviving ranks per layer (non-zero gates of " + config.r() + "): " + String.join(", ", parts);
+    }
+
+    @Override
+    public void endOfTraining(Trainer.State state) {
         moments.values().forEach(mv -> {
             for (Tensor t : mv) t.close();
         });
