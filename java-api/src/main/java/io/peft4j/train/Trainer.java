@@ -128,6 +128,33 @@ public final class Trainer implements AutoCloseable {
         public long totalSteps() { return totalSteps; }
         /** The optimizer, for callbacks that change parameter shapes ({@link Optimizer#reshapeState}). */
         public Optimizer optimizer() { return trainer.optimizer; }
+
+        /**
+         * Runs this step's forward and backward again on the same batch, in the same step arena and
+         * with the same dropout noise, without zeroing gradients or stepping (SeLoRA's trial
+         * expansion). From {@link TrainerCallback#afterOptimizerStep} only. Returns the loss.
+         */
+        public float rerunStep() {
+            if (trainer.stepX == null) throw new IllegalStateException("rerunStep: no training step to run again");
+            Tensor out = trainer.model.forward(trainer.ctx, trainer.stepX);
+            float l = trainer.loss.forward(trainer.ctx, out, trainer.stepY);
+            trainer.model.backward(trainer.ctx, trainer.loss.backward(trainer.ctx), false);
+            return l;
+        }
+
+        /** A callback added or replaced trainable parameters: the next step trains the new set. */
+        public void parametersChanged() {
+            trainer.refreshTrainable();
+        }
+
+        /**
+         * Records a value of a named series at this step (SeLoRA's rank per layer): written to
+         * metrics.jsonl (when the run writes one) and drawn in a third panel of the training chart.
+         */
+        public void record(String series, double value) {
+            trainer.extraSeries.computeIfAbsent(series, k -> new ArrayList<>()).add(new double[] {step, value});
+            if (trainer.log != null) trainer.log.log(Map.of("step", step, "series", series, "value", value));
+        }
         /** The parameters being trained, by full name. */
         public Map<String, Parameter> trainable() { return trainer.trainable; }
     }
@@ -155,6 +182,9 @@ public final class Trainer implements AutoCloseable {
     private final List<double[]> lossHistory = new ArrayList<>();   // {step, loss}
     private final List<double[]> accHistory = new ArrayList<>();    // {epoch, accuracy}
     private String progressLabel = "";
+    private final Map<String, List<double[]>> extraSeries = new LinkedHashMap<>();   // series -> {step, value}
+    private MetricsLog log;          // the open metrics log during fit, for State.record
+    private Tensor stepX, stepY;     // this step's batch, in the step arena, for State.rerunStep
 
     public Trainer(Module model, Loss loss, Optimizer optimizer, Config config, Backend backend) {
         this.model = model;
@@ -206,6 +236,7 @@ public final class Trainer implements AutoCloseable {
         List<Linear> linears = model.namedModules().values().stream().filter(m -> m instanceof Linear).map(m -> (Linear) m).toList();
         linears.forEach(l -> l.setCacheFrozenTranspose(true));
         try (MetricsLog log = config.outDir() == null ? null : openLog(config.outDir().resolve("metrics.jsonl"))) {
+            this.log = log;
             while (state.epoch < epochs && state.step < total) {
                 refreshTrainable();
                 int[] order = batches.order(config.seed(), state.epoch);
@@ -267,6 +298,9 @@ public final class Trainer implements AutoCloseable {
             }
             for (TrainerCallback c : callbacks) c.endOfTraining(state);
         } finally {
+            this.log = null;
+            stepX = null;
+            stepY = null;
             linears.forEach(l -> l.setCacheFrozenTranspose(false));
         }
         return new Result(results, state.step);
@@ -291,6 +325,8 @@ public final class Trainer implements AutoCloseable {
         batches.fill(order, start, rows, x.segment(), yBuf);
         Tensor y = ctx.allocate(DType.I32, rows);
         MemorySegment.copy(yBuf, 0, y.segment(), ValueLayout.JAVA_INT, 0, rows);
+        stepX = x;
+        stepY = y;
         for (Parameter p : trainable.values()) backend.fill(0f, p.grad());
         Tensor out = model.forward(ctx, x);
         float l = loss.forward(ctx, out, y);
@@ -431,7 +467,17 @@ public final class Trainer implements AutoCloseable {
         double[] losses = lossHistory.stream().mapToDouble(a -> a[1]).toArray();
         double[] epochs = accHistory.stream().mapToDouble(a -> a[0]).toArray();
         double[] acc = accHistory.stream().mapToDouble(a -> a[1]).toArray();
-        Charts.trainingCurves(png, "training", steps, losses, epochs, acc);
+        if (extraSeries.isEmpty()) {
+            Charts.trainingCurves(png, "training", steps, losses, epochs, acc);
+            return;
+        }
+        List<Charts.Series> extra = new ArrayList<>();
+        extraSeries.forEach((name, pts) -> extra.add(new Charts.Series(name, pts.stream().mapToDouble(a -> a[0]).toArray(),
+                pts.stream().mapToDouble(a -> a[1]).toArray())));
+        Charts.write(png, Charts.DEFAULT_WIDTH, Charts.DEFAULT_HEIGHT * 3 / 2, List.of(
+                new Charts.Panel("training: training loss", "step", "loss", List.of(new Charts.Series("train loss", steps, losses))),
+                new Charts.Panel("evaluation accuracy", "epoch", "accuracy", List.of(new Charts.Series("eval accuracy", epochs, acc))),
+                new Charts.Panel("recorded by the method", "step", "value", extra)));
     }
 
     @Override

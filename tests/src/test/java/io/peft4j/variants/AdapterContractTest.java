@@ -55,6 +55,7 @@ import io.peft4j.variants.adalora.AdaLoraReference;
 import io.peft4j.variants.dylora.DyLoraConfig;
 import io.peft4j.variants.lora.LoraConfig;
 import io.peft4j.variants.lora.LoraReference;
+import io.peft4j.variants.selora.SeLoraConfig;
 import io.peft4j.variants.sora.SoraConfig;
 import io.peft4j.variants.sora.SoraReference;
 import java.io.IOException;
@@ -109,7 +110,19 @@ class AdapterContractTest {
                 adalora("AdaLoRA init_r=6 alpha=8, Mlp, all-linear", 6, 8, 0f, TestSupport::mlp, TargetModules.allLinear()),
                 adalora("AdaLoRA init_r=3 alpha=5 dropout=0.1, nested, [q, o]", 3, 5, 0.1f, TestSupport::nested, TargetModules.names("q", "o")),
                 dylora("DyLoRA r=5 alpha=16 normal mode, Mlp, all-linear", 5, 16, TestSupport::mlp, TargetModules.allLinear()),
-                sora("SoRA r=6 alpha=16, nested, [q, o]", 6, 16, TestSupport::nested, TargetModules.names("q", "o")));
+                sora("SoRA r=6 alpha=16, nested, [q, o]", 6, 16, TestSupport::nested, TargetModules.names("q", "o")),
+                selora("SeLoRA init_r=3 alpha=8, Mlp, [fc1, fc2]", 3, 8, TestSupport::mlp, TargetModules.names("fc1", "fc2")));
+    }
+
+    static VariantCase selora(String name, int initR, float alpha, LongFunction<Module> model, TargetModules targets) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("peft_type", "SELORA");
+        json.put("init_r", initR);
+        json.put("lora_alpha", alpha);
+        return new VariantCase(name,
+                t -> SeLoraConfig.builder().initR(initR).alpha(alpha).targetModules(t).build(),
+                LoraReference.of(initR, alpha, false), model, targets,
+                List.of(LoraReference.A, LoraReference.B), json, 0, true);
     }
 
     static VariantCase adalora(String name, int initR, float alpha, float dropout, LongFunction<Module> model, TargetModules targets) {
