@@ -150,6 +150,30 @@ int32_t p4j_scaled_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64
                                     float s, const float* x, const float* a, const float* b, const float* u,
                                     const float* v, const float* h, const float* z, const float* g, float* work,
                                     float* du, float* dv, float* da, float* db, float* dx, int32_t accumulate);
+/* ---- rank-adaptive methods (rank_adaptive.cpp) ----
+ * Gated low-rank forward (AdaLoRA's P·diag(Λ)·Q, SoRA's gate, DyLoRA's rank mask):
+ * h = x·aᵀ; hg = h ⊙ g (per column); y += c·hg·bᵀ.
+ * x: [t, d_in]; a: [r, d_in]; g: [r]; b: [d_out, r]; h: [t, r] (out, kept for backward);
+ * hg: [t, r] (workspace); y: [t, d_out] (+=) */
+int32_t p4j_rank_gated_forward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c,
+                               const float* x, const float* a, const float* g, const float* b, float* h,
+                               float* hg, float* y);
+/* Backward: gb = gy·b; dg = c·Σ_rows gb ⊙ h; db = c·gyᵀ·(h ⊙ g); da = c·(gb ⊙ g)ᵀ·x;
+ * dx += c·(gb ⊙ g)·a. x, a, g, b, h as forward; gy: [t, d_out]; gb: [t, r] (out); ws: [t, r]
+ * (workspace); da: [r, d_in], db: [d_out, r], dg: [r], dx: [t, d_in]: each may be null (not
+ * computed); da, db, dg are overwritten when accumulate == 0 and added to otherwise, dx is added to. */
+int32_t p4j_rank_gated_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c,
+                                const float* x, const float* a, const float* g, const float* b, const float* h,
+                                const float* gy, float* gb, float* ws, float* da, float* db, float* dg,
+                                float* dx, int32_t accumulate);
+/* Importance EMAs in one pass (AdaLoRA): i = |w·grad|; ibar = beta1·ibar + (1 − beta1)·i;
+ * ubar = beta2·ubar + (1 − beta2)·|i − ibar| (with the new ibar). w, grad, ibar, ubar: [n] */
+int32_t p4j_rank_importance_update(p4j_ctx* ctx, int64_t n, const float* w, const float* grad, float* ibar,
+                                   float* ubar, float beta1, float beta2);
+/* Thresholding in place, xi >= 0. mode 0 (SoRA's code): x > xi: x −= xi; x < −xi: x += xi; then
+ * |x| < xi: x = 0 (so |x| < 2·xi becomes 0, except |x| = xi, which stays). mode 1 (soft threshold):
+ * |x| <= xi: 0, else x − sign(x)·xi. x: [n] */
+int32_t p4j_rank_threshold(p4j_ctx* ctx, int64_t n, float xi, int32_t mode, float* x);
 
 /* ---- ceilings for benchmarks (abi.cpp) ----
  * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;

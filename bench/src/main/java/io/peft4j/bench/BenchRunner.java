@@ -399,6 +399,8 @@ public final class BenchRunner {
                 baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING, copyJdk = Figure.MISSING;
         Figure vera = Figure.MISSING, veraAdapter = Figure.MISSING, unfused = Figure.MISSING;
         Map<Integer, Figure> lora = new java.util.TreeMap<>(), adapter = new java.util.TreeMap<>();
+        Figure gated = Figure.MISSING, importance = Figure.MISSING;
+        Map<String, Figure> methodStep = new java.util.LinkedHashMap<>();
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -427,6 +429,10 @@ public final class BenchRunner {
                 case "ScaledLowRankBench.veraFwdBwd" -> vera = Figure.millis(p);
                 case "ScaledLowRankBench.veraAdapterFwdBwd" -> veraAdapter = Figure.millis(p);
                 case "ScaledLowRankBench.unfusedAdapterFwdBwd" -> unfused = Figure.millis(p);
+                case "RankAdaptiveBench.gatedFwdBwd" -> gated = Figure.rate(p,
+                        6.0 * RankAdaptiveBench.T * RankAdaptiveBench.R * 2 * RankAdaptiveBench.D);
+                case "RankAdaptiveBench.importanceUpdate" -> importance = Figure.rate(p, 6.0 * 4 * RankAdaptiveBench.N);
+                case "RankAdaptiveBench.methodSteps" -> methodStep.put(rr.getParams().getParam("method"), Figure.millis(p));
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -504,6 +510,22 @@ public final class BenchRunner {
         if (adamw.present()) {
             double q = ratio(adamw, copy);
             rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)).withLoad(load.get("AdamwBench.adamw")));
+        }
+        if (gated.present()) {
+            rows.add(new Row("gated low-rank fwd+bwd (AdaLoRA/SoRA) r=" + RankAdaptiveBench.R + " " + layer, gated, "GFLOP/s", fmaC,
+                    ratio(gated, fma), "").withLoad(load.get("RankAdaptiveBench.gatedFwdBwd")));
+        }
+        if (importance.present()) {
+            double q = ratio(importance, copy);
+            rows.add(new Row("AdaLoRA importance EMA update, 16M floats (6x4 B/elem)", importance, "GB/s", copyC, q, "")
+                    .withLoad(load.get("RankAdaptiveBench.importanceUpdate")));
+        }
+        Figure loraStep = methodStep.getOrDefault("lora", Figure.MISSING);
+        String loraStepC = loraStep.present() ? "LoRA " + fmt(loraStep.value() / RankAdaptiveBench.STEPS) + " ms/step" : "LoRA n/a";
+        for (Map.Entry<String, Figure> e : methodStep.entrySet()) {
+            Figure perStep = new Figure(e.getValue().value() / RankAdaptiveBench.STEPS, e.getValue().error() / RankAdaptiveBench.STEPS);
+            rows.add(new Row(e.getKey() + " training step, demo MLP r=8 batch 128 (callbacks included)", perStep, "ms", loraStepC,
+                    ratio(e.getValue(), loraStep), "").withLoad(load.get("RankAdaptiveBench.methodSteps method=" + e.getKey())));
         }
         return new Table(rows);
     }

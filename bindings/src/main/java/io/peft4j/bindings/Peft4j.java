@@ -2218,6 +2218,7 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_scaled_lowrank_forward {
+    private static class p4j_rank_gated_forward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2239,6 +2240,10 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scaled_lowrank_forward");
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_forward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2251,6 +2256,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_scaled_lowrank_forward$descriptor() {
         return p4j_scaled_lowrank_forward.DESC;
+     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_rank_gated_forward$descriptor() {
+        return p4j_rank_gated_forward.DESC;
     }
 
     /**
@@ -2261,6 +2271,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_scaled_lowrank_forward$handle() {
         return p4j_scaled_lowrank_forward.HANDLE;
+     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
+     * }
+     */
+    public static MethodHandle p4j_rank_gated_forward$handle() {
+        return p4j_rank_gated_forward.HANDLE;
     }
 
     /**
@@ -2271,6 +2286,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_scaled_lowrank_forward$address() {
         return p4j_scaled_lowrank_forward.ADDR;
+     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
+     * }
+     */
+    public static MemorySegment p4j_rank_gated_forward$address() {
+        return p4j_rank_gated_forward.ADDR;
     }
 
     /**
@@ -2285,6 +2305,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_scaled_lowrank_forward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, work, y);
             }
             return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, work, y);
+     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
+     * }
+     */
+    public static int p4j_rank_gated_forward(MemorySegment ctx, long t, long d_in, long d_out, long r, float c, MemorySegment x, MemorySegment a, MemorySegment g, MemorySegment b, MemorySegment h, MemorySegment hg, MemorySegment y) {
+        var mh$ = p4j_rank_gated_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_rank_gated_forward", ctx, t, d_in, d_out, r, c, x, a, g, b, h, hg, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, c, x, a, g, b, h, hg, y);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2293,6 +2323,7 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_scaled_lowrank_backward {
+    private static class p4j_rank_gated_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2320,6 +2351,10 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scaled_lowrank_backward");
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_backward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2332,6 +2367,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_scaled_lowrank_backward$descriptor() {
         return p4j_scaled_lowrank_backward.DESC;
+     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_rank_gated_backward$descriptor() {
+        return p4j_rank_gated_backward.DESC;
     }
 
     /**
@@ -2342,6 +2382,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_scaled_lowrank_backward$handle() {
         return p4j_scaled_lowrank_backward.HANDLE;
+     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_rank_gated_backward$handle() {
+        return p4j_rank_gated_backward.HANDLE;
     }
 
     /**
@@ -2352,6 +2397,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_scaled_lowrank_backward$address() {
         return p4j_scaled_lowrank_backward.ADDR;
+     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_rank_gated_backward$address() {
+        return p4j_rank_gated_backward.ADDR;
     }
 
     /**
@@ -2366,6 +2416,147 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_scaled_lowrank_backward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, g, work, du, dv, da, db, dx, accumulate);
             }
             return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, g, work, du, dv, da, db, dx, accumulate);
+     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_rank_gated_backward(MemorySegment ctx, long t, long d_in, long d_out, long r, float c, MemorySegment x, MemorySegment a, MemorySegment g, MemorySegment b, MemorySegment h, MemorySegment gy, MemorySegment gb, MemorySegment ws, MemorySegment da, MemorySegment db, MemorySegment dg, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_rank_gated_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_rank_gated_backward", ctx, t, d_in, d_out, r, c, x, a, g, b, h, gy, gb, ws, da, db, dg, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, c, x, a, g, b, h, gy, gb, ws, da, db, dg, dx, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_rank_importance_update {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_FLOAT,
+            Peft4j.C_FLOAT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_importance_update");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
+     * }
+     */
+    public static FunctionDescriptor p4j_rank_importance_update$descriptor() {
+        return p4j_rank_importance_update.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
+     * }
+     */
+    public static MethodHandle p4j_rank_importance_update$handle() {
+        return p4j_rank_importance_update.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
+     * }
+     */
+    public static MemorySegment p4j_rank_importance_update$address() {
+        return p4j_rank_importance_update.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
+     * }
+     */
+    public static int p4j_rank_importance_update(MemorySegment ctx, long n, MemorySegment w, MemorySegment grad, MemorySegment ibar, MemorySegment ubar, float beta1, float beta2) {
+        var mh$ = p4j_rank_importance_update.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_rank_importance_update", ctx, n, w, grad, ibar, ubar, beta1, beta2);
+            }
+            return (int)mh$.invokeExact(ctx, n, w, grad, ibar, ubar, beta1, beta2);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_rank_threshold {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_INT,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_threshold");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
+     * }
+     */
+    public static FunctionDescriptor p4j_rank_threshold$descriptor() {
+        return p4j_rank_threshold.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
+     * }
+     */
+    public static MethodHandle p4j_rank_threshold$handle() {
+        return p4j_rank_threshold.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
+     * }
+     */
+    public static MemorySegment p4j_rank_threshold$address() {
+        return p4j_rank_threshold.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
+     * }
+     */
+    public static int p4j_rank_threshold(MemorySegment ctx, long n, float xi, int mode, MemorySegment x) {
+        var mh$ = p4j_rank_threshold.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_rank_threshold", ctx, n, xi, mode, x);
+            }
+            return (int)mh$.invokeExact(ctx, n, xi, mode, x);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

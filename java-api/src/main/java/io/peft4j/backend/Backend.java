@@ -148,6 +148,35 @@ public interface Backend extends AutoCloseable {
      */
     void scaledLowrankBackward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor z, Tensor g, Tensor work,
                                Tensor du, Tensor dv, Tensor da, Tensor db, Tensor dx, boolean accumulate);
+    // ---- rank-adaptive methods (AdaLoRA, SoRA, DyLoRA) ----
+
+    /**
+     * h = x·aᵀ; y += c·(h ⊙ g)·bᵀ (g scales the columns of h). x: [t, d_in], a: [r, d_in], g: any
+     * shape of r elements (AdaLoRA's lora_E is [r, 1]), b: [d_out, r], h: [t, r] (kept for
+     * backward), hg: [t, r] (workspace), y: [t, d_out].
+     */
+    void rankGatedForward(float c, Tensor x, Tensor a, Tensor g, Tensor b, Tensor h, Tensor hg, Tensor y);
+
+    /**
+     * gb = gy·b; dg = c·Σ_rows gb ⊙ h; db = c·gyᵀ·(h ⊙ g); da = c·(gb ⊙ g)ᵀ·x; dx += c·(gb ⊙ g)·a.
+     * Each of da, db, dg, dx may be null (not computed); da, db, dg are overwritten unless
+     * accumulate. gy: [t, d_out], gb and ws: [t, r] (ws a workspace); the rest as forward.
+     */
+    void rankGatedBackward(float c, Tensor x, Tensor a, Tensor g, Tensor b, Tensor h, Tensor gy, Tensor gb, Tensor ws,
+                           Tensor da, Tensor db, Tensor dg, Tensor dx, boolean accumulate);
+
+    /**
+     * AdaLoRA's importance EMAs over equal-sized w, grad, ibar, ubar: i = |w·grad|,
+     * ibar = β1·ibar + (1−β1)·i, ubar = β2·ubar + (1−β2)·|i − ibar|.
+     */
+    void rankImportanceUpdate(Tensor w, Tensor grad, Tensor ibar, Tensor ubar, float beta1, float beta2);
+
+    /**
+     * In-place thresholding by xi >= 0. soft = false: SoRA's code (shrink by xi, then zero what is
+     * below xi: |x| < 2·xi becomes 0 except |x| = xi); soft = true: the soft threshold (|x| <= xi: 0,
+     * else x − sign(x)·xi).
+     */
+    void rankThreshold(float xi, boolean soft, Tensor x);
 
     @Override
     void close();

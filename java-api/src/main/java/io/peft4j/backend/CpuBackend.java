@@ -358,6 +358,45 @@ public final class CpuBackend implements Backend {
         check("p4j_scaled_lowrank_backward", Peft4j.p4j_scaled_lowrank_backward(ctx(), d.t(), d.dIn(), d.dOut(), d.r(),
                 a.dim(1), s, x.segment(), a.segment(), b.segment(), orNull(u), orNull(v), h.segment(), z.segment(), g.segment(),
                 work.segment(), orNull(du), orNull(dv), orNull(da), orNull(db), orNull(dx), accumulate ? 1 : 0));
+    // ---- rank-adaptive methods ----
+
+    @Override
+    public void rankGatedForward(float c, Tensor x, Tensor a, Tensor g, Tensor b, Tensor h, Tensor hg, Tensor y) {
+        LowRankDims d = LowRankDims.of(x, a, b);
+        gate(g, d.r());
+        shape("h", h, d.t(), d.r());
+        shape("hg", hg, d.t(), d.r());
+        shape("y", y, d.t(), d.dOut());
+        if (!Float.isFinite(c)) throw new IllegalArgumentException("rankGatedForward: c must be finite, got " + c);
+        check("p4j_rank_gated_forward", Peft4j.p4j_rank_gated_forward(ctx(), d.t(), d.dIn(), d.dOut(), d.r(), c,
+                x.segment(), a.segment(), g.segment(), b.segment(), h.segment(), hg.segment(), y.segment()));
+    }
+
+    @Override
+    public void rankGatedBackward(float c, Tensor x, Tensor a, Tensor g, Tensor b, Tensor h, Tensor gy, Tensor gb, Tensor ws,
+                                  Tensor da, Tensor db, Tensor dg, Tensor dx, boolean accumulate) {
+        LowRankDims d = LowRankDims.of(x, a, b);
+        gate(g, d.r());
+        shape("h", h, d.t(), d.r());
+        shape("gy", gy, d.t(), d.dOut());
+        shape("gb", gb, d.t(), d.r());
+        shape("ws", ws, d.t(), d.r());
+        if (da != null) shape("da", da, d.r(), d.dIn());
+        if (db != null) shape("db", db, d.dOut(), d.r());
+        if (dg != null) {
+            f32("dg", dg);
+            if (dg.numel() != d.r()) throw new IllegalArgumentException("dg " + dg.describe() + " must have " + d.r() + " elements (like g)");
+        }
+        if (dx != null) shape("dx", dx, d.t(), d.dIn());
+        if (!Float.isFinite(c)) throw new IllegalArgumentException("rankGatedBackward: c must be finite, got " + c);
+        check("p4j_rank_gated_backward", Peft4j.p4j_rank_gated_backward(ctx(), d.t(), d.dIn(), d.dOut(), d.r(), c,
+                x.segment(), a.segment(), g.segment(), b.segment(), h.segment(), gy.segment(), gb.segment(), ws.segment(),
+                orNull(da), orNull(db), orNull(dg), orNull(dx), accumulate ? 1 : 0));
+    }
+
+    private static void gate(Tensor g, long r) {
+        f32("g", g);
+        if (g.numel() != r) throw new IllegalArgumentException("g " + g.describe() + " must have r = " + r + " elements");
     }
 
     private static MemorySegment orNull(Tensor t) {
@@ -386,6 +425,23 @@ public final class CpuBackend implements Backend {
             if (v != null) shape("v", v, dOut);
             return new ScaledDims(t, dIn, dOut, r);
         }
+    @Override
+    public void rankImportanceUpdate(Tensor w, Tensor grad, Tensor ibar, Tensor ubar, float beta1, float beta2) {
+        sameShape("w", w, "grad", grad);
+        sameShape("w", w, "ibar", ibar);
+        sameShape("w", w, "ubar", ubar);
+        if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
+            throw new IllegalArgumentException("rankImportanceUpdate: betas must be in [0, 1), got beta1=" + beta1 + ", beta2=" + beta2);
+        }
+        check("p4j_rank_importance_update", Peft4j.p4j_rank_importance_update(ctx(), w.numel(), w.segment(), grad.segment(),
+                ibar.segment(), ubar.segment(), beta1, beta2));
+    }
+
+    @Override
+    public void rankThreshold(float xi, boolean soft, Tensor x) {
+        f32("x", x);
+        if (!(xi >= 0) || !Float.isFinite(xi)) throw new IllegalArgumentException("rankThreshold: xi must be finite and >= 0, got xi=" + xi);
+        check("p4j_rank_threshold", Peft4j.p4j_rank_threshold(ctx(), x.numel(), xi, soft ? 1 : 0, x.segment()));
     }
 
     /** The shared backend lives as long as the process; others free their context. */

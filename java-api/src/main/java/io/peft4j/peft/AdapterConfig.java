@@ -3,6 +3,7 @@ package io.peft4j.peft;
 import io.peft4j.backend.Backend;
 import io.peft4j.nn.Linear;
 import java.util.ArrayList;
+import io.peft4j.train.TrainerCallback;
 import java.util.List;
 import java.util.Map;
 
@@ -34,4 +35,13 @@ public interface AdapterConfig {
 
     /** The fields of adapter_config.json (peft_type and target_modules included). */
     Map<String, Object> toJson();
+
+    /**
+     * What the method does in the training loop beyond the gradient step (rank allocation, gate
+     * updates, rank sampling) for the adapter {@code adapterName} of {@code model}: new callbacks
+     * for one training run, which whoever trains installs ({@link PeftModel#trainerCallbacks}).
+     */
+    default List<TrainerCallback> trainerCallbacks(PeftModel model, String adapterName) {
+        return List.of();
+    }
 }

@@ -16,6 +16,7 @@ import io.peft4j.nn.Parameter;
 import io.peft4j.nn.StepContext;
 import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
+import io.peft4j.train.TrainerCallback;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -148,6 +149,11 @@ public final class PeftModel extends Module {
 
     private List<Linear> allLinears() {
         return base.namedModules().values().stream().filter(m -> m instanceof Linear).map(m -> (Linear) m).toList();
+    }
+
+    /** The active adapter's training-loop callbacks, new for one run (see {@link AdapterConfig#trainerCallbacks}). */
+    public List<TrainerCallback> trainerCallbacks() {
+        return configs.get(requireActive()).trainerCallbacks(this, active);
     }
 
     /** Folds the active adapter into the base weights: W ← W + ΔW. */

@@ -74,6 +74,17 @@ public final class AdamW implements Optimizer {
     }
 
     @Override
+    public void reshapeState(String param, java.util.function.UnaryOperator<float[]> map, long... newShape) {
+        Tensor[] mv = moments.get(param);
+        if (mv == null) return;
+        for (int i = 0; i < mv.length; i++) {
+            Tensor old = mv[i];
+            mv[i] = Tensor.of(map.apply(old.toFloatArray()), newShape);
+            old.close();
+        }
+    }
+
+    @Override
     public void loadState(Map<String, float[]> state, long steps) {
         for (String key : state.keySet()) {
             String pair = key.endsWith(".exp_avg") ? key + "_sq" : key.endsWith(".exp_avg_sq") ? key.substring(0, key.length() - 3) : null;

@@ -17,6 +17,13 @@ public interface Optimizer extends AutoCloseable {
     /** The state as named tensors ("&lt;param&gt;.exp_avg", ...), for a checkpoint; views, not copies. */
     Map<String, Tensor> state();
 
+    /**
+     * A parameter changed shape (a rank-adaptive method added, dropped or reordered rows): each of
+     * its state tensors becomes {@code map} of its old values, shaped {@code newShape}; the old
+     * tensors are freed. A parameter without state yet is left alone.
+     */
+    void reshapeState(String param, java.util.function.UnaryOperator<float[]> map, long... newShape);
+
     /** Restores {@link #state()} and the update count saved with it. */
     void loadState(Map<String, float[]> state, long steps);
 

@@ -67,6 +67,14 @@ public final class Sgd implements Optimizer {
     }
 
     @Override
+    public void reshapeState(String param, java.util.function.UnaryOperator<float[]> map, long... newShape) {
+        Tensor old = buffers.get(param);
+        if (old == null) return;
+        buffers.put(param, Tensor.of(map.apply(old.toFloatArray()), newShape));
+        old.close();
+    }
+
+    @Override
     public void loadState(Map<String, float[]> state, long steps) {
         state.keySet().forEach(k -> {
             if (!k.endsWith(".momentum_buffer")) throw new IllegalArgumentException("unexpected SGD state '" + k + "'");

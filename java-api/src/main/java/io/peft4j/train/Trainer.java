@@ -114,6 +114,7 @@ public final class Trainer implements AutoCloseable {
         int stepInEpoch;    // steps done in the current epoch
         float loss;         // this step's loss
         float lr;           // this step's learning rate
+        long totalSteps;    // optimizer steps this fit will have done when it ends
 
         State(Trainer trainer) { this.trainer = trainer; }
 
@@ -123,6 +124,37 @@ public final class Trainer implements AutoCloseable {
         public int epoch() { return epoch; }
         public float loss() { return loss; }
         public float lr() { return lr; }
+        /** Optimizer steps the current fit runs to (schedules such as AdaLoRA's budget need the end). */
+        public long totalSteps() { return totalSteps; }
+        /** The optimizer, for callbacks that change parameter shapes ({@link Optimizer#reshapeState}). */
+        public Optimizer optimizer() { return trainer.optimizer; }
+
+        /**
+         * Runs this step's forward and backward again on the same batch, in the same step arena and
+         * with the same dropout noise, without zeroing gradients or stepping (SeLoRA's trial
+         * expansion). From {@link TrainerCallback#afterOptimizerStep} only. Returns the loss.
+         */
+        public float rerunStep() {
+            if (trainer.stepX == null) throw new IllegalStateException("rerunStep: no training step to run again");
+            Tensor out = trainer.model.forward(trainer.ctx, trainer.stepX);
+            float l = trainer.loss.forward(trainer.ctx, out, trainer.stepY);
+            trainer.model.backward(trainer.ctx, trainer.loss.backward(trainer.ctx), false);
+            return l;
+        }
+
+        /** A callback added or replaced trainable parameters: the next step trains the new set. */
+        public void parametersChanged() {
+            trainer.refreshTrainable();
+        }
+
+        /**
+         * Records a value of a named series at this step (SeLoRA's rank per layer): written to
+         * metrics.jsonl (when the run writes one) and drawn in a third panel of the training chart.
+         */
+        public void record(String series, double value) {
+            trainer.extraSeries.computeIfAbsent(series, k -> new ArrayList<>()).add(new double[] {step, value});
+            if (trainer.log != null) trainer.log.log(Map.of("step", step, "series", series, "value", value));
+        }
         /** The parameters being trained, by full name. */
         public Map<String, Parameter> trainable() { return trainer.trainable; }
     }
@@ -150,6 +182,9 @@ public final class Trainer implements AutoCloseable {
     private final List<double[]> lossHistory = new ArrayList<>();   // {step, loss}
     private final List<double[]> accHistory = new ArrayList<>();    // {epoch, accuracy}
     private String progressLabel = "";
+    private final Map<String, List<double[]>> extraSeries = new LinkedHashMap<>();   // series -> {step, value}
+    private MetricsLog log;          // the open metrics log during fit, for State.record
+    private Tensor stepX, stepY;     // this step's batch, in the step arena, for State.rerunStep
 
     public Trainer(Module model, Loss loss, Optimizer optimizer, Config config, Backend backend) {
         this.model = model;
@@ -191,6 +226,7 @@ public final class Trainer implements AutoCloseable {
                     + " steps, more than " + Integer.MAX_VALUE);
         }
         int epochs = (int) epochCount;
+        state.totalSteps = total;
         LrSchedule schedule = LrSchedule.named(config.schedule(), Math.min(config.warmupSteps(), total), total);
         // A batch never holds more than the whole data set, whatever batchSize says.
         int[] yBuf = new int[Math.min(config.batchSize(), train.count())];
@@ -200,6 +236,7 @@ public final class Trainer implements AutoCloseable {
         List<Linear> linears = model.namedModules().values().stream().filter(m -> m instanceof Linear).map(m -> (Linear) m).toList();
         linears.forEach(l -> l.setCacheFrozenTranspose(true));
         try (MetricsLog log = config.outDir() == null ? null : openLog(config.outDir().resolve("metrics.jsonl"))) {
+            this.log = log;
             while (state.epoch < epochs && state.step < total) {
                 refreshTrainable();
                 int[] order = batches.order(config.seed(), state.epoch);
@@ -259,7 +296,11 @@ public final class Trainer implements AutoCloseable {
                     writeChart(config.outDir().resolve("training.png"));
                 }
             }
+            for (TrainerCallback c : callbacks) c.endOfTraining(state);
         } finally {
+            this.log = null;
+            stepX = null;
+            stepY = null;
             linears.forEach(l -> l.setCacheFrozenTranspose(false));
         }
         return new Result(results, state.step);
@@ -284,6 +325,8 @@ public final class Trainer implements AutoCloseable {
         batches.fill(order, start, rows, x.segment(), yBuf);
         Tensor y = ctx.allocate(DType.I32, rows);
         MemorySegment.copy(yBuf, 0, y.segment(), ValueLayout.JAVA_INT, 0, rows);
+        stepX = x;
+        stepY = y;
         for (Parameter p : trainable.values()) backend.fill(0f, p.grad());
         Tensor out = model.forward(ctx, x);
         float l = loss.forward(ctx, out, y);
@@ -424,7 +467,17 @@ public final class Trainer implements AutoCloseable {
         double[] losses = lossHistory.stream().mapToDouble(a -> a[1]).toArray();
         double[] epochs = accHistory.stream().mapToDouble(a -> a[0]).toArray();
         double[] acc = accHistory.stream().mapToDouble(a -> a[1]).toArray();
-        Charts.trainingCurves(png, "training", steps, losses, epochs, acc);
+        if (extraSeries.isEmpty()) {
+            Charts.trainingCurves(png, "training", steps, losses, epochs, acc);
+            return;
+        }
+        List<Charts.Series> extra = new ArrayList<>();
+        extraSeries.forEach((name, pts) -> extra.add(new Charts.Series(name, pts.stream().mapToDouble(a -> a[0]).toArray(),
+                pts.stream().mapToDouble(a -> a[1]).toArray())));
+        Charts.write(png, Charts.DEFAULT_WIDTH, Charts.DEFAULT_HEIGHT * 3 / 2, List.of(
+                new Charts.Panel("training: training loss", "step", "loss", List.of(new Charts.Series("train loss", steps, losses))),
+                new Charts.Panel("evaluation accuracy", "epoch", "accuracy", List.of(new Charts.Series("eval accuracy", epochs, acc))),
+                new Charts.Panel("recorded by the method", "step", "value", extra)));
     }
 
     @Override

@@ -13,4 +13,16 @@ public interface TrainerCallback {
 
     /** An epoch ended; {@code result} holds its training loss and, when evaluated, eval metrics. */
     default void endOfEpoch(Trainer.State state, Trainer.EpochResult result) {}
+
+    /**
+     * The run's last step and epoch are done (and checkpointed): a method may now change its
+     * parameters' shapes (AdaLoRA drops pruned ranks), reshaping the optimizer's state with them
+     * ({@link Optimizer#reshapeState}).
+     */
+    default void endOfTraining(Trainer.State state) {}
+
+    /** One line for the run's report once training ended (AdaLoRA's rank pattern, SoRA's surviving ranks), or null. */
+    default String summary() {
+        return null;
+    }
 }

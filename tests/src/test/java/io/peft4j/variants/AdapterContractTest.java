@@ -50,12 +50,18 @@ import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
 import io.peft4j.train.AdamW;
 import io.peft4j.train.Trainer;
+import io.peft4j.variants.adalora.AdaLoraConfig;
+import io.peft4j.variants.adalora.AdaLoraReference;
+import io.peft4j.variants.dylora.DyLoraConfig;
 import io.peft4j.variants.lora.LoraConfig;
 import io.peft4j.variants.lora.LoraReference;
 import io.peft4j.variants.tiedlora.ScaledLowRankReference;
 import io.peft4j.variants.tiedlora.TiedLoraConfig;
 import io.peft4j.variants.vera.VeraConfig;
 import io.peft4j.variants.vera.VeraReference;
+import io.peft4j.variants.selora.SeLoraConfig;
+import io.peft4j.variants.sora.SoraConfig;
+import io.peft4j.variants.sora.SoraReference;
 import java.io.IOException;
 import java.nio.file.Files;
 import java.nio.file.Path;
@@ -162,6 +168,57 @@ class AdapterContractTest {
                 new ScaledLowRankReference(TiedLoraConfig.A, TiedLoraConfig.B, TiedLoraConfig.U, TiedLoraConfig.V, r, alpha / r,
                         probe::perLayerTrainable),
                 model, targets, perLayer, json, dropout, true);
+                adalora("AdaLoRA init_r=6 alpha=8, Mlp, all-linear", 6, 8, 0f, TestSupport::mlp, TargetModules.allLinear()),
+                adalora("AdaLoRA init_r=3 alpha=5 dropout=0.1, nested, [q, o]", 3, 5, 0.1f, TestSupport::nested, TargetModules.names("q", "o")),
+                dylora("DyLoRA r=5 alpha=16 normal mode, Mlp, all-linear", 5, 16, TestSupport::mlp, TargetModules.allLinear()),
+                sora("SoRA r=6 alpha=16, nested, [q, o]", 6, 16, TestSupport::nested, TargetModules.names("q", "o")),
+                selora("SeLoRA init_r=3 alpha=8, Mlp, [fc1, fc2]", 3, 8, TestSupport::mlp, TargetModules.names("fc1", "fc2")));
+    }
+
+    static VariantCase selora(String name, int initR, float alpha, LongFunction<Module> model, TargetModules targets) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("peft_type", "SELORA");
+        json.put("init_r", initR);
+        json.put("lora_alpha", alpha);
+        return new VariantCase(name,
+                t -> SeLoraConfig.builder().initR(initR).alpha(alpha).targetModules(t).build(),
+                LoraReference.of(initR, alpha, false), model, targets,
+                List.of(LoraReference.A, LoraReference.B), json, 0, true);
+    }
+
+    static VariantCase adalora(String name, int initR, float alpha, float dropout, LongFunction<Module> model, TargetModules targets) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("peft_type", "ADALORA");
+        json.put("init_r", initR);
+        json.put("lora_alpha", alpha);
+        json.put("lora_dropout", dropout);
+        return new VariantCase(name,
+                t -> AdaLoraConfig.builder().initR(initR).targetR(1).alpha(alpha).dropout(dropout).totalStep(100).targetModules(t).build(),
+                AdaLoraReference.of(initR, initR, alpha), model, targets,
+                List.of(AdaLoraReference.A, AdaLoraReference.E, AdaLoraReference.B), json, dropout, true);
+    }
+
+    static VariantCase dylora(String name, int r, float alpha, LongFunction<Module> model, TargetModules targets) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("peft_type", "DYLORA");
+        json.put("r", r);
+        json.put("lora_alpha", alpha);
+        json.put("frozen", false);
+        return new VariantCase(name,
+                t -> DyLoraConfig.builder().r(r).alpha(alpha).frozen(false).targetModules(t).build(),
+                LoraReference.of(r, alpha, false), model, targets,
+                List.of(LoraReference.A, LoraReference.B), json, 0, true);
+    }
+
+    static VariantCase sora(String name, int r, float alpha, LongFunction<Module> model, TargetModules targets) {
+        Map<String, Object> json = new LinkedHashMap<>();
+        json.put("peft_type", "SORA");
+        json.put("r", r);
+        json.put("lora_alpha", alpha);
+        return new VariantCase(name,
+                t -> SoraConfig.builder().r(r).alpha(alpha).targetModules(t).build(),
+                SoraReference.of(r, alpha), model, targets,
+                List.of(SoraReference.A, SoraReference.GATE, SoraReference.B), json, 0, true);
     }
 
     static Stream<VariantCase> deterministicVariants() {

@@ -352,6 +352,7 @@ public final class Main implements Runnable {
         @Option(names = "--task", paramLabel = "TASK", defaultValue = "rot90", description = "original or rot90") String task;
         @Option(names = "--save-logits", paramLabel = "FILE", description = "also write the test logits [n, classes] and labels [n] as safetensors")
         Path saveLogits;
+        @Mixin RankSweep.Options rankSweep;
 
         @Override
         public Integer call() throws IOException {
@@ -367,6 +368,7 @@ public final class Main implements Runnable {
                 model = w.base(baseOptions, seed == null ? 0 : seed, true).model();
             }
             if (saveLogits != null) writeLogits(w, model, t);
+            if (rankSweep.enabled) return RankSweep.run(w, model, adapter, t, rankSweep.chart);
             w.out.printf(Locale.ROOT, "%s accuracy %.4f%n", t.name().toLowerCase(Locale.ROOT), w.accuracy(model, t));
             return 0;
         }

@@ -16,6 +16,7 @@ import io.peft4j.peft.AdapterConfig;
 import io.peft4j.peft.PeftModel;
 import io.peft4j.train.AdamW;
 import io.peft4j.train.Trainer;
+import io.peft4j.train.TrainerCallback;
 import java.io.IOException;
 import java.io.PrintStream;
 import java.nio.file.Files;
@@ -187,8 +188,11 @@ final class Workflow {
                 .outDir(outDir).progress(progress).build();
         try (Trainer t = new Trainer(pm, Loss.crossEntropy(), AdamW.defaults(), cfg, backend)) {
             t.progressLabel(label);
+            List<TrainerCallback> callbacks = pm.trainerCallbacks();
+            callbacks.forEach(t::addCallback);
             if (resumeFrom != null) t.resume(resumeFrom);
             Trainer.Result r = t.fit(data(Split.TRAIN, s.task()), data(Split.TEST, s.task()));
+            callbacks.stream().map(TrainerCallback::summary).filter(java.util.Objects::nonNull).forEach(out::println);
             double acc = r.epochs().isEmpty() ? accuracy(pm, s.task()) : r.last().eval().accuracy();
             return new FineTuned(pm, r, acc);
         }

@@ -1,0 +1,79 @@
+package io.peft4j.cli;
+
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import java.nio.file.Files;
+import java.nio.file.Path;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.regex.Matcher;
+import java.util.regex.Pattern;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.api.io.TempDir;
+
+/**
+ * The rank-adaptive methods through the command line with no method-specific code but the
+ * rank sweep: DyLoRA's eval --rank-sweep prints accuracy at every rank and charts it; AdaLoRA and
+ * SoRA train, report their final ranks and save adapters that evaluate.
+ */
+class RankAdaptiveCliTest {
+    @TempDir
+    static Path tmp;
+
+    static String[] args(String... a) {
+        List<String> l = new ArrayList<>(List.of(a));
+        l.addAll(List.of("--limit", "600", "--no-progress", "--cache", tmp.resolve("cache").toString()));
+        return l.toArray(String[]::new);
+    }
+
+    @Test
+    void dyloraTrainsAndTheRankSweepPrintsEveryRankAndWritesTheChart() {
+        Path out = tmp.resolve("dy");
+        Cli.Run train = Cli.run(args("train", "--variant", "dylora", "--rank", "3", "--epochs", "1", "--out", out.toString()));
+        assertEquals(0, train.code(), train.out() + train.err());
+        assertTrue(train.out().contains("dylora: steps trained at each rank b (max r 3): 1="), train.out());
+        Cli.Run plain = Cli.run(args("eval", "--adapter", out.toString()));
+        assertEquals(0, plain.code(), plain.out() + plain.err());
+        Cli.Run sweep = Cli.run(args("eval", "--adapter", out.toString(), "--rank-sweep"));
+        assertEquals(0, sweep.code(), sweep.out() + sweep.err());
+        Matcher m = Pattern.compile("(?m)^\\s+(\\d)\\s+(0\\.\\d{4}|1\\.0000)$").matcher(sweep.out());
+        List<String> rows = new ArrayList<>();
+        while (m.find()) rows.add(m.group(1) + " " + m.group(2));
+        assertEquals(3, rows.size(), sweep.out());
+        assertTrue(rows.get(0).startsWith("1 ") && rows.get(2).startsWith("3 "), rows.toString());
+        assertTrue(plain.last().endsWith(rows.get(2).substring(2)), "rank r is the adapter's plain evaluation: " + plain.last() + " vs " + rows);
+        assertTrue(Files.isRegularFile(out.resolve("rank_sweep.png")), sweep.out());
+        Path chart = tmp.resolve("chart.png");
+        assertEquals(0, Cli.run(args("eval", "--adapter", out.toString(), "--rank-sweep", "--chart", chart.toString())).code());
+        assertTrue(Files.isRegularFile(chart));
+    }
+
+    @Test
+    void theRankSweepRefusesAnAdapterThatIsNotDylora() {
+        Path out = tmp.resolve("lora");
+        assertEquals(0, Cli.run(args("train", "--variant", "lora", "--rank", "2", "--epochs", "1", "--out", out.toString())).code());
+        Cli.Run sweep = Cli.run(args("eval", "--adapter", out.toString(), "--rank-sweep"));
+        assertEquals(2, sweep.code());
+        assertTrue(sweep.err().contains("needs a DyLoRA adapter") && sweep.err().contains("LORA"), sweep.err());
+        Cli.Run noAdapter = Cli.run(args("eval", "--rank-sweep"));
+        assertEquals(2, noAdapter.code());
+        assertTrue(noAdapter.err().contains("--rank-sweep needs --adapter"), noAdapter.err());
+    }
+
+    @Test
+    void adaloraAndSoraTrainThroughTheCliAndReportTheirFinalRanks() {
+        Path ada = tmp.resolve("ada");
+        Cli.Run a = Cli.run(args("train", "--variant", "adalora", "--set", "init_r=4", "--set", "target_r=2", "--set", "tinit=1",
+                "--set", "tfinal=1", "--epochs", "1", "--out", ada.toString()));
+        assertEquals(0, a.code(), a.out() + a.err());
+        assertTrue(a.out().contains("adalora: final ranks (kept triplets per layer, init_r 4): fc1="), a.out());
+        assertTrue(Cli.readJson(ada.resolve("adapter/adapter_config.json")).get("rank_pattern") instanceof java.util.Map, "rank_pattern saved");
+        assertEquals(0, Cli.run(args("eval", "--adapter", ada.toString())).code());
+        Path sora = tmp.resolve("sora");
+        Cli.Run s = Cli.run(args("train", "--variant", "sora", "--epochs", "1", "--out", sora.toString()));
+        assertEquals(0, s.code(), s.out() + s.err());
+        assertTrue(s.out().contains("sora: surviving ranks per layer (non-zero gates of 8): fc1="), s.out());
+        assertEquals(0, Cli.run(args("eval", "--adapter", sora.toString())).code());
+    }
+}
