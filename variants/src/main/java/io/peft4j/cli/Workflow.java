@@ -202,7 +202,9 @@ final class Workflow {
         printCompactBase(pm);
         Trainer.Config cfg = Trainer.Config.builder().epochs(s.epochs()).batchSize(s.batch()).lr(s.lr()).seed(s.seed()).evalEvery(1)
                 .outDir(outDir).progress(progress).build();
-        try (Trainer t = new Trainer(pm, Loss.crossEntropy(), AdamW.defaults(), cfg, backend)) {
+        // A method whose config asks for paged_optimizer (QLoRA) trains with the paged AdamW; same math.
+        AdamW optimizer = AdamW.defaults().pagedOptimizer(Boolean.TRUE.equals(config.toJson().get("paged_optimizer")));
+        try (Trainer t = new Trainer(pm, Loss.crossEntropy(), optimizer, cfg, backend)) {
             t.progressLabel(label);
             if (resumeFrom != null) t.resume(resumeFrom);
             Trainer.Result r = t.fit(data(Split.TRAIN, s.task()), data(Split.TEST, s.task()));

@@ -54,7 +54,7 @@ class QLoraTest {
     static final float ALPHA = 7;
 
     static QLoraConfig config(TargetModules t, boolean dq, int bs) {
-        return new QLoraConfig(LoraConfig.builder().r(R).alpha(ALPHA).targetModules(t).build(), "nf4", dq, bs);
+        return new QLoraConfig(LoraConfig.builder().r(R).alpha(ALPHA).targetModules(t).build(), "nf4", dq, bs, false);
     }
 
     /** The model's one Linear (path layers.0.q) wrapped with QLoRA, A and B randomized. */
@@ -227,11 +227,13 @@ class QLoraTest {
         var m = AdapterMethods.forType("QLORA");
         assertEquals("qlora", m.name());
         Map<String, Object> json = new HashMap<>(Map.of("peft_type", "QLORA", "r", 4, "lora_alpha", 8, "target_modules", List.of("fc1"),
-                "bnb_4bit_use_double_quant", false, "bnb_4bit_blocksize", 128));
+                "bnb_4bit_use_double_quant", false, "bnb_4bit_blocksize", 128, "paged_optimizer", true));
         QLoraConfig c = (QLoraConfig) m.configFromJson(json);
         assertEquals(4, c.lora().r());
         assertFalse(c.doubleQuant());
         assertEquals(128, c.blockSize());
+        assertTrue(c.pagedOptimizer());
+        assertEquals(true, c.toJson().get("paged_optimizer"));
         json.put("bnb_4bit_quant_type", "fp4");
         assertTrue(assertThrows(IllegalArgumentException.class, () -> m.configFromJson(json)).getMessage().contains("bnb_4bit_quant_type"));
         json.put("bnb_4bit_quant_type", "nf4");
@@ -241,6 +243,7 @@ class QLoraTest {
         QLoraConfig d = (QLoraConfig) m.configFromJson(dflt);
         assertTrue(d.doubleQuant());
         assertEquals(64, d.blockSize());
+        assertFalse(d.pagedOptimizer());
     }
 
     @Test

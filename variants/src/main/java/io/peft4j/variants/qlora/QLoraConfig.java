@@ -17,10 +17,12 @@ import java.util.Map;
  * <p>adapter_config.json: LoRA's fields (PEFT's LoraConfig, same defaults: in PEFT a QLoRA adapter
  * is a LoRA adapter on a bitsandbytes base) plus {@code bnb_4bit_quant_type} ("nf4"),
  * {@code bnb_4bit_use_double_quant} (default true, as the paper) and {@code bnb_4bit_blocksize}
- * (default 64), with {@code peft_type} "QLORA"; the weights file has LoRA's keys, so PEFT loads it as
+ * (default 64), and the training setting {@code paged_optimizer} (default false: AdamW's moments in
+ * file-backed memory the OS can page out, {@code AdamW.pagedOptimizer}), with {@code peft_type} "QLORA"; the weights file has LoRA's keys, so PEFT loads it as
  * a LORA adapter once peft_type is changed.
  */
-public record QLoraConfig(LoraConfig lora, String quantType, boolean doubleQuant, int blockSize) implements AdapterConfig {
+public record QLoraConfig(LoraConfig lora, String quantType, boolean doubleQuant, int blockSize, boolean pagedOptimizer)
+        implements AdapterConfig {
     public static final String PEFT_TYPE = "QLORA";
 
     public QLoraConfig {
@@ -33,7 +35,7 @@ public record QLoraConfig(LoraConfig lora, String quantType, boolean doubleQuant
 
     /** QLoRA over the given LoRA settings, double-quantized NF4 in blocks of 64. */
     public static QLoraConfig of(LoraConfig lora) {
-        return new QLoraConfig(lora, "nf4", true, Nf4Tensor.DEFAULT_BLOCK_SIZE);
+        return new QLoraConfig(lora, "nf4", true, Nf4Tensor.DEFAULT_BLOCK_SIZE, false);
     }
 
     @Override public String peftType() { return PEFT_TYPE; }
@@ -57,6 +59,7 @@ public record QLoraConfig(LoraConfig lora, String quantType, boolean doubleQuant
         m.put("bnb_4bit_quant_type", quantType);
         m.put("bnb_4bit_use_double_quant", doubleQuant);
         m.put("bnb_4bit_blocksize", blockSize);
+        m.put("paged_optimizer", pagedOptimizer);
         return m;
     }
 }
