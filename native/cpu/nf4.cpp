@@ -114,11 +114,7 @@ P4J_MULTIVERSION(quantize, (const Tables* t, int64_t n, int64_t bs, int64_t blk_
 
 P4J_INLINE void dequantize_body(const float* __restrict code, int64_t bs, int64_t begin, int64_t end,
                                 const uint8_t* __restrict packed, const float* __restrict absmax, float* __restrict out) {
-  for (int64_t i = begin; i < end; ++i) {
-    const uint8_t byte = packed[i >> 1];
-    const int q = (i & 1) ? (byte & 15) : (byte >> 4);
-    out[i] = code[q] * absmax[i / bs];
-  }
+  nf4_decode_run(code, bs, begin, end - begin, packed, absmax, out + begin);
 }
 P4J_MULTIVERSION(dequantize, (const float* code, int64_t bs, int64_t begin, int64_t end, const uint8_t* packed,
                               const float* absmax, float* out),

@@ -20,32 +20,6 @@ int64_t tile_rows(int64_t d_in, int64_t d_out) {
   return rows < d_out ? rows : d_out;
 }
 
-// Weights [f, f + len) of the flattened W into buf: exact fp32 values code[q]·absmax[block].
-// An even start decodes whole bytes (bs is even, so a byte never straddles two blocks).
-P4J_INLINE void decode_run(const float* __restrict code, int64_t bs, int64_t f, int64_t len,
-                           const uint8_t* __restrict packed, const float* __restrict absmax, float* __restrict buf) {
-  int64_t j = 0;
-  if (f & 1) {
-    buf[0] = code[packed[f >> 1] & 15] * absmax[f / bs];
-    j = 1;
-  }
-  while (j < len) {
-    const int64_t g = f + j;                          // even here
-    const int64_t block_end = (g / bs + 1) * bs;
-    int64_t seg = (block_end < f + len ? block_end : f + len) - g;
-    const float s = absmax[g / bs];
-    const uint8_t* p = packed + (g >> 1);
-    float* out = buf + j;
-    const int64_t pairs = seg >> 1;
-    for (int64_t k = 0; k < pairs; ++k) {
-      out[2 * k] = code[p[k] >> 4] * s;
-      out[2 * k + 1] = code[p[k] & 15] * s;
-    }
-    if (seg & 1) out[seg - 1] = code[p[pairs] >> 4] * s;
-    j += seg;
-  }
-}
-
 // y[t, o] for rows o in [o0, o1).
 P4J_INLINE void gemv_fwd_body(const float* code, int64_t t, int64_t d_in, int64_t d_out, int64_t bs, int64_t o0,
                               int64_t o1, const float* __restrict x, const uint8_t* __restrict packed,
@@ -56,7 +30,7 @@ P4J_INLINE void gemv_fwd_body(const float* code, int64_t t, int64_t d_in, int64_
     for (int64_t r = 0; r < t; ++r) acc[r] = 0.0f;
     for (int64_t i0 = 0; i0 < d_in; i0 += kRun) {
       const int64_t len = i0 + kRun <= d_in ? kRun : d_in - i0;
-      decode_run(code, bs, o * d_in + i0, len, packed, absmax, buf);
+      nf4_decode_run(code, bs, o * d_in + i0, len, packed, absmax, buf);
       for (int64_t r = 0; r < t; ++r) {
         const float* xr = x + r * d_in + i0;
         float s = 0.0f;
@@ -83,7 +57,7 @@ P4J_INLINE void gemv_dx_body(const float* code, int64_t t, int64_t d_in, int64_t
   for (int64_t c0 = i0; c0 < i1; c0 += kRun) {
     const int64_t len = c0 + kRun <= i1 ? kRun : i1 - c0;
     for (int64_t o = 0; o < d_out; ++o) {
-      decode_run(code, bs, o * d_in + c0, len, packed, absmax, buf);
+      nf4_decode_run(code, bs, o * d_in + c0, len, packed, absmax, buf);
       for (int64_t r = 0; r < t; ++r) {
         const float gv = g[r * d_out + o];
         float* dr = dx + r * d_in + c0;
