@@ -11,7 +11,7 @@ namespace p4j {
 namespace {
 
 constexpr int64_t kGemvRows = 16;           // t at or below which the GEMV kernels run
-constexpr int64_t kTileFloats = 1 << 20;    // 4 MiB of dequantised rows per sgemm tile
+constexpr int64_t kTileFloats = 1 << 22;    // 16 MiB of dequantised rows per sgemm tile
 constexpr int64_t kRun = 256;               // weights decoded per run in the GEMV kernels
 
 int64_t tile_rows(int64_t d_in, int64_t d_out) {
