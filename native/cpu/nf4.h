@@ -54,6 +54,7 @@ P4J_INLINE void nf4_decode_bytes(const float* __restrict code, const uint8_t* __
 // Whole bytes from an even start (blocks have an even size, so no byte straddles two blocks).
 P4J_INLINE void nf4_decode_run(const float* __restrict code, int64_t bs, int64_t f, int64_t len,
                                const uint8_t* __restrict packed, const float* __restrict absmax, float* __restrict buf) {
+  const int sh = __builtin_ctzll(static_cast<unsigned long long>(bs));  // bs is a power of two: no divisions
   int64_t j = 0;
   if (len > 0 && (f & 1)) {
     buf[0] = code[packed[f >> 1] & 15] * absmax[f / bs];
@@ -61,9 +62,9 @@ P4J_INLINE void nf4_decode_run(const float* __restrict code, int64_t bs, int64_t
   }
   while (j < len) {
     const int64_t g = f + j;  // even here
-    const int64_t block_end = (g / bs + 1) * bs;
+    const int64_t block_end = ((g >> sh) + 1) << sh;
     const int64_t seg = (block_end < f + len ? block_end : f + len) - g;
-    const float s = absmax[g / bs];
+    const float s = absmax[g >> sh];
     const uint8_t* p = packed + (g >> 1);
     nf4_decode_bytes(code, p, seg >> 1, s, buf + j);
     if (seg & 1) buf[j + seg - 1] = code[p[seg >> 1] >> 4] * s;

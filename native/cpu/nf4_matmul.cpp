@@ -20,27 +20,76 @@ int64_t tile_rows(int64_t d_in, int64_t d_out) {
   return rows < d_out ? rows : d_out;
 }
 
-// y[t, o] for rows o in [o0, o1).
-P4J_INLINE void gemv_fwd_body(const float* code, int64_t t, int64_t d_in, int64_t d_out, int64_t bs, int64_t o0,
-                              int64_t o1, const float* __restrict x, const uint8_t* __restrict packed,
-                              const float* __restrict absmax, float* __restrict y) {
-  alignas(64) float buf[kRun];
+// y[r, o] for rows o in [o0, o1), all r < t: the weights are decoded 16 at a time (codebook
+// permute, times the block's absmax: the exact dequantized values) straight into fp32 FMAs with
+// each of the t rows of x, never stored. TF > 0 fixes t at compile time (t = 1, the common decode
+// step); TF = 0 reads it at run time.
+template <int TF>
+P4J_INLINE void gemv_rows(const float* __restrict code, int64_t t_run, int64_t d_in, int64_t d_out, int64_t bs,
+                          int64_t o0, int64_t o1, const float* __restrict x, const uint8_t* __restrict packed,
+                          const float* __restrict absmax, float* __restrict y) {
+  const int64_t t = TF > 0 ? TF : t_run;
+  const int sh = __builtin_ctzll(static_cast<unsigned long long>(bs));  // bs is a power of two: no divisions
+  nf4_v16f tab;
+  std::memcpy(&tab, code, sizeof tab);
+  const nf4_v16i shift = {4, 0, 12, 8, 20, 16, 28, 24, 4, 0, 12, 8, 20, 16, 28, 24};
   for (int64_t o = o0; o < o1; ++o) {
-    float acc[kGemvRows];
-    for (int64_t r = 0; r < t; ++r) acc[r] = 0.0f;
-    for (int64_t i0 = 0; i0 < d_in; i0 += kRun) {
-      const int64_t len = i0 + kRun <= d_in ? kRun : d_in - i0;
-      nf4_decode_run(code, bs, o * d_in + i0, len, packed, absmax, buf);
-      for (int64_t r = 0; r < t; ++r) {
-        const float* xr = x + r * d_in + i0;
-        float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-        for (int64_t j = 0; j < len; ++j) s += buf[j] * xr[j];
-        acc[r] += s;
-      }
+    nf4_v16f acc[kGemvRows];
+    float tail[kGemvRows];
+    for (int64_t r = 0; r < t; ++r) {
+      acc[r] = nf4_v16f{};
+      tail[r] = 0.0f;
     }
-    for (int64_t r = 0; r < t; ++r) y[r * d_out + o] = acc[r];
+    const int64_t f = o * d_in;
+    int64_t i = 0;
+    if (d_in > 0 && (f & 1)) {  // the row starts in a low nibble (odd d_in)
+      const float w = code[packed[f >> 1] & 15] * absmax[f / bs];
+      for (int64_t r = 0; r < t; ++r) tail[r] += w * x[r * d_in];
+      i = 1;
+    }
+    while (i < d_in) {
+      const int64_t g = f + i;  // even here
+      const int64_t block_end = ((g >> sh) + 1) << sh;
+      const int64_t seg = (block_end < f + d_in ? block_end : f + d_in) - g;
+      const float s = absmax[g >> sh];
+      const uint8_t* p = packed + (g >> 1);
+      const int64_t nbytes = seg >> 1;
+      int64_t k = 0;
+      for (; k + 8 <= nbytes; k += 8) {
+        uint32_t wd[2];
+        std::memcpy(wd, p + k, 8);
+        const int32_t lo = static_cast<int32_t>(wd[0]), hi = static_cast<int32_t>(wd[1]);
+        const nf4_v16i words = {lo, lo, lo, lo, lo, lo, lo, lo, hi, hi, hi, hi, hi, hi, hi, hi};
+        const nf4_v16i q = (nf4_v16i)(__builtin_convertvector(words, nf4_v16u) >> (nf4_v16u)shift) & 15;
+        const nf4_v16f w = __builtin_shuffle(tab, q) * s;
+        for (int64_t r = 0; r < t; ++r) {
+          nf4_v16f xv;
+          std::memcpy(&xv, x + r * d_in + i + 2 * k, sizeof xv);
+          acc[r] += w * xv;
+        }
+      }
+      for (; k < nbytes; ++k) {
+        const float w0 = code[p[k] >> 4] * s, w1 = code[p[k] & 15] * s;
+        for (int64_t r = 0; r < t; ++r) tail[r] += w0 * x[r * d_in + i + 2 * k] + w1 * x[r * d_in + i + 2 * k + 1];
+      }
+      if (seg & 1) {
+        const float w = code[p[nbytes] >> 4] * s;
+        for (int64_t r = 0; r < t; ++r) tail[r] += w * x[r * d_in + i + seg - 1];
+      }
+      i += seg;
+    }
+    for (int64_t r = 0; r < t; ++r) {
+      float sum = tail[r];
+      for (int l = 0; l < 16; ++l) sum += acc[r][l];
+      y[r * d_out + o] = sum;
+    }
   }
+}
+
+P4J_INLINE void gemv_fwd_body(const float* code, int64_t t, int64_t d_in, int64_t d_out, int64_t bs, int64_t o0,
+                              int64_t o1, const float* x, const uint8_t* packed, const float* absmax, float* y) {
+  if (t == 1) gemv_rows<1>(code, t, d_in, d_out, bs, o0, o1, x, packed, absmax, y);  // Nf4Test t=1 cases
+  else gemv_rows<0>(code, t, d_in, d_out, bs, o0, o1, x, packed, absmax, y);        // t = 5, 16
 }
 P4J_MULTIVERSION(gemv_fwd, (const float* code, int64_t t, int64_t d_in, int64_t d_out, int64_t bs, int64_t o0,
                             int64_t o1, const float* x, const uint8_t* packed, const float* absmax, float* y),
