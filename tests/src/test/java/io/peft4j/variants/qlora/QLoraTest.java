@@ -28,6 +28,10 @@ import io.peft4j.peft.TargetModules;
 import io.peft4j.quant.Nf4Tensor;
 import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
+import io.peft4j.train.AdamW;
+import io.peft4j.train.Trainer;
+import io.peft4j.nn.Loss;
+import io.peft4j.data.Dataset;
 import io.peft4j.variants.TestSupport;
 import io.peft4j.variants.lora.LoraAdapter;
 import io.peft4j.variants.lora.LoraConfig;
@@ -253,5 +257,37 @@ class QLoraTest {
         assertThrows(IllegalStateException.class, () -> l.setFrozenWeight(l.frozenWeight()));
         Linear fresh = linears(TestSupport.single(2, IN, OUT)).get("layers.0.q");
         assertThrows(IllegalStateException.class, () -> fresh.setFrozenWeight(l.frozenWeight()), "the weight is still trainable");
+    }
+
+    /**
+     * Trained end to end (Trainer, paged AdamW for QLoRA): from the same base and seed, QLoRA's
+     * training and held-out losses follow fp32 LoRA's closely, since only W's NF4 rounding differs.
+     */
+    @Test
+    void trainsLikeFp32LoraFromTheSameBase(@TempDir Path dir) {
+        Dataset all = TestSupport.blobs(600, 13, 5, 31);   // one task: 400 examples to train on, 200 held out
+        Dataset train = new Dataset(java.util.Arrays.copyOf(all.images(), 400 * 13), java.util.Arrays.copyOf(all.labels(), 400), 400, 13, 5);
+        Dataset test = new Dataset(java.util.Arrays.copyOfRange(all.images(), 400 * 13, 600 * 13),
+                java.util.Arrays.copyOfRange(all.labels(), 400, 600), 200, 13, 5);
+        LoraConfig lora = LoraConfig.builder().r(4).alpha(8).targetModules(TargetModules.allLinear()).build();
+        double[] lossLora = fit(PeftModel.wrap(TestSupport.mlp(9), lora, backend(), 3), AdamW.defaults(), train, test);
+        QLoraConfig q = new QLoraConfig(lora, "nf4", true, 32, true);
+        PeftModel qm = PeftModel.wrap(TestSupport.mlp(9), q, backend(), 3);
+        double[] lossQ = fit(qm, AdamW.defaults().pagedOptimizer(dir), train, test);
+        assertTrue(lossQ[1] < 0.5 * lossQ[0], "QLoRA training reduced the loss: " + lossQ[0] + " -> " + lossQ[1]);
+        String both = "LoRA " + java.util.Arrays.toString(lossLora) + ", QLoRA " + java.util.Arrays.toString(lossQ);
+        assertEquals(lossLora[0], lossQ[0], 0.02 * lossLora[0], "first epoch's training loss: " + both);
+        assertEquals(lossLora[2], lossQ[2], 0.05, "held-out loss: " + both);
+        assertEquals(lossLora[3], lossQ[3], 0.01, "held-out accuracy within one point: " + both);
+    }
+
+    /** {first epoch's training loss, last epoch's, held-out loss, held-out accuracy}. */
+    static double[] fit(PeftModel pm, AdamW opt, Dataset train, Dataset test) {
+        Trainer.Config cfg = Trainer.Config.builder().epochs(6).batchSize(20).lr(1e-2f).seed(3).evalEvery(0).progress(false).build();
+        try (pm; Trainer t = new Trainer(pm, Loss.crossEntropy(), opt, cfg, backend())) {
+            Trainer.Result r = t.fit(train, null);
+            Trainer.EvalResult e = t.evaluate(test);
+            return new double[] {r.epochs().get(0).trainLoss(), r.last().trainLoss(), e.loss(), e.accuracy()};
+        }
     }
 }
