@@ -1,8 +1,9 @@
 // nf4_matmul.cpp: products with a frozen NF4 weight W [d_out, d_in] (packed as nf4.cpp writes it),
 // without materialising W in fp32: y = x·Wᵀ and dx = g·W.
-//  - few rows (t <= kGemvRows): GEMV-style; each thread walks its share of the packed bytes once,
-//    decodes a short run of weights (code[q]·absmax, the exact dequantised fp32 values) into a buffer
-//    in L1 and multiplies it with all t rows, accumulating in fp32;
+//  - few rows (t <= kGemvRows): GEMV-style; each thread walks its share of the packed bytes once and
+//    decodes 16 weights at a time (code[q]·absmax, the exact dequantised fp32 values; the codebook in
+//    one vector register) into fp32 FMAs with all t rows (forward), or into a short run in L1 that
+//    is added to the t rows of dx (input gradient);
 //  - many rows: tiles of W rows are dequantised into the caller's workspace and multiplied by sgemm.
 #include "internal.h"
 #include "nf4.h"
