@@ -174,6 +174,39 @@ int32_t p4j_rank_importance_update(p4j_ctx* ctx, int64_t n, const float* w, cons
  * |x| < xi: x = 0 (so |x| < 2·xi becomes 0, except |x| = xi, which stays). mode 1 (soft threshold):
  * |x| <= xi: 0, else x − sign(x)·xi. x: [n] */
 int32_t p4j_rank_threshold(p4j_ctx* ctx, int64_t n, float xi, int32_t mode, float* x);
+/* ---- NF4 4-bit quantisation, bitsandbytes-exact (nf4.cpp, nf4_matmul.cpp) ----
+ * A weight is flattened row-major into n values, cut into blocks of blocksize (a power of two in
+ * [32, 4096]; the last block may be short). packed: [(n + 1) / 2] bytes, element 2j in the high nibble
+ * of byte j and 2j+1 in the low one (odd n: the last low nibble is 7, the code of 0.0); absmax:
+ * [ceil(n / blocksize)] fp32. The rules, to the bit, are docs/algorithms.md §7.2 and §7.3. */
+/* code: [16] the NF4 codebook (weight.quant_map); dyn: [256] the signed dynamic 8-bit map
+ * (weight.nested_quant_map) */
+int32_t p4j_nf4_tables(float* code, float* dyn);
+/* x: [n] finite values -> packed, absmax */
+int32_t p4j_nf4_quantize(p4j_ctx* ctx, int64_t n, int64_t blocksize, const float* x, uint8_t* packed, float* absmax);
+/* out: [n] = code[q]·absmax[block] */
+int32_t p4j_nf4_dequantize(p4j_ctx* ctx, int64_t n, int64_t blocksize, const uint8_t* packed, const float* absmax,
+                           float* out);
+/* out: [n] bf16 bit patterns = bf16(bf16(code[q])·absmax[block]), as bitsandbytes' bfloat16 output */
+int32_t p4j_nf4_dequantize_bf16(p4j_ctx* ctx, int64_t n, int64_t blocksize, const uint8_t* packed,
+                                const float* absmax, uint16_t* out);
+/* Double quantisation of nb >= 1 block constants: offset: [1] = mean(absmax); absmax − offset in
+ * blocks of 256: absmax2: [ceil(nb / 256)] = their absmax; qabsmax: [nb] = index of the nearest
+ * dyn entry (the lower one on a tie) of (absmax − offset)·(1 / absmax2) clamped to [−1, 1]. */
+int32_t p4j_nf4_double_quantize(p4j_ctx* ctx, int64_t nb, const float* absmax, uint8_t* qabsmax, float* absmax2,
+                                float* offset);
+/* absmax: [nb] = dyn[qabsmax]·absmax2[i / 256] + offset (fp32 product, then fp32 sum) */
+int32_t p4j_nf4_dequantize_absmax(p4j_ctx* ctx, int64_t nb, const uint8_t* qabsmax, const float* absmax2,
+                                  float offset, float* absmax);
+/* floats: [1] = the workspace p4j_nf4_matmul / p4j_nf4_matmul_dx need for t rows (0 for t <= 16) */
+int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t* floats);
+/* y: [t, d_out] = x·dequant(W)ᵀ with W [d_out, d_in] in NF4 (packed, absmax as above); x: [t, d_in];
+ * workspace: p4j_nf4_workspace floats (may be null when that is 0) */
+int32_t p4j_nf4_matmul(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float* x,
+                       const uint8_t* packed, const float* absmax, float* workspace, float* y);
+/* dx: [t, d_in] = g·dequant(W); g: [t, d_out]; the rest as p4j_nf4_matmul */
+int32_t p4j_nf4_matmul_dx(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float* g,
+                          const uint8_t* packed, const float* absmax, float* workspace, float* dx);
 
 /* ---- ceilings for benchmarks (abi.cpp) ----
  * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;

@@ -401,6 +401,7 @@ public final class BenchRunner {
         Map<Integer, Figure> lora = new java.util.TreeMap<>(), adapter = new java.util.TreeMap<>();
         Figure gated = Figure.MISSING, importance = Figure.MISSING;
         Map<String, Figure> methodStep = new java.util.LinkedHashMap<>();
+        Map<String, Figure> nf4 = new java.util.HashMap<>();   // Nf4Bench method -> ms
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -433,6 +434,8 @@ public final class BenchRunner {
                         6.0 * RankAdaptiveBench.T * RankAdaptiveBench.R * 2 * RankAdaptiveBench.D);
                 case "RankAdaptiveBench.importanceUpdate" -> importance = Figure.rate(p, 6.0 * 4 * RankAdaptiveBench.N);
                 case "RankAdaptiveBench.methodSteps" -> methodStep.put(rr.getParams().getParam("method"), Figure.millis(p));
+                case "Nf4Bench.dequantize", "Nf4Bench.gemvFp32", "Nf4Bench.gemvNf4", "Nf4Bench.gemmFp32", "Nf4Bench.gemmNf4",
+                     "Nf4Bench.qloraFwdBwd" -> nf4.put(shortName.substring("Nf4Bench.".length()), Figure.millis(p));
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -527,7 +530,39 @@ public final class BenchRunner {
             rows.add(new Row(e.getKey() + " training step, demo MLP r=8 batch 128 (callbacks included)", perStep, "ms", loraStepC,
                     ratio(e.getValue(), loraStep), "").withLoad(load.get("RankAdaptiveBench.methodSteps method=" + e.getKey())));
         }
+        nf4Rows(rows, nf4, copy, baseMs, load);
         return new Table(rows);
+    }
+
+    /** NF4 (Nf4Bench, 4096x4096, block 64): dequantize against copy, fused matmuls against fp32, QLoRA against the base. */
+    private static void nf4Rows(List<Row> rows, Map<String, Figure> nf4, Figure copy, Figure baseMs, Map<String, String> load) {
+        double n = (double) Nf4Bench.D * Nf4Bench.D;
+        Figure deq = nf4.get("dequantize");
+        if (deq != null) {
+            Figure gbs = new Figure(4 * n / (deq.value() * 1e-3) / GIGA, Double.NaN);
+            double q = ratio(gbs, copy);
+            rows.add(new Row("NF4 dequantize 4096x4096 -> F32 (GB/s written)", gbs, "GB/s",
+                    copy.present() ? "copy " + fmt(copy.value()) + " GB/s" : "copy n/a", q, atLeast(0.80, q)).withLoad(load.get("Nf4Bench.dequantize")));
+        }
+        Figure gv = nf4.get("gemvNf4"), gvf = nf4.get("gemvFp32");
+        if (gv != null && gvf != null) {
+            double speedup = gvf.value() / gv.value();
+            rows.add(new Row("NF4 fused matmul T=1 4096x4096", gv, "ms", "fp32 GEMV " + fmt(gvf.value()) + " ms", speedup,
+                    atLeast(4.0, speedup) + " (fp32/NF4 time)").withLoad(load.get("Nf4Bench.gemvNf4")));
+        }
+        Figure gm = nf4.get("gemmNf4"), gmf = nf4.get("gemmFp32");
+        if (gm != null && gmf != null) {
+            double q = gm.value() / gmf.value();
+            rows.add(new Row("NF4 fused matmul T=512 4096x4096", gm, "ms", "fp32 GEMM " + fmt(gmf.value()) + " ms", q,
+                    atMost(1.2, q)).withLoad(load.get("Nf4Bench.gemmNf4")));
+        }
+        Figure ql = nf4.get("qloraFwdBwd");
+        if (ql != null) {
+            double q = baseMs.present() ? ql.value() / baseMs.value() : Double.NaN;
+            rows.add(new Row("QLoRA r=16 fwd+bwd T=512 4096->4096 (NF4 base)", ql, "ms",
+                    baseMs.present() ? "fp32 base " + fmt(baseMs.value()) + " ms" : "base n/a (run LowRank too)", q, "")
+                    .withLoad(load.get("Nf4Bench.qloraFwdBwd")));
+        }
     }
 
     private static void requireMs(String name, Result<?> r) {

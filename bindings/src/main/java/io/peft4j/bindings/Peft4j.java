@@ -2219,6 +2219,456 @@ public class Peft4j extends Peft4j$shared {
 
     private static class p4j_scaled_lowrank_forward {
     private static class p4j_rank_gated_forward {
+    private static class p4j_nf4_tables {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_tables");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_tables(float *code, float *dyn)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_tables$descriptor() {
+        return p4j_nf4_tables.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_tables(float *code, float *dyn)
+     * }
+     */
+    public static MethodHandle p4j_nf4_tables$handle() {
+        return p4j_nf4_tables.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_tables(float *code, float *dyn)
+     * }
+     */
+    public static MemorySegment p4j_nf4_tables$address() {
+        return p4j_nf4_tables.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_tables(float *code, float *dyn)
+     * }
+     */
+    public static int p4j_nf4_tables(MemorySegment code, MemorySegment dyn) {
+        var mh$ = p4j_nf4_tables.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_tables", code, dyn);
+            }
+            return (int)mh$.invokeExact(code, dyn);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_quantize {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_quantize");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_quantize(p4j_ctx *ctx, int64_t n, int64_t blocksize, const float *x, uint8_t *packed, float *absmax)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_quantize$descriptor() {
+        return p4j_nf4_quantize.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_quantize(p4j_ctx *ctx, int64_t n, int64_t blocksize, const float *x, uint8_t *packed, float *absmax)
+     * }
+     */
+    public static MethodHandle p4j_nf4_quantize$handle() {
+        return p4j_nf4_quantize.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_quantize(p4j_ctx *ctx, int64_t n, int64_t blocksize, const float *x, uint8_t *packed, float *absmax)
+     * }
+     */
+    public static MemorySegment p4j_nf4_quantize$address() {
+        return p4j_nf4_quantize.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_quantize(p4j_ctx *ctx, int64_t n, int64_t blocksize, const float *x, uint8_t *packed, float *absmax)
+     * }
+     */
+    public static int p4j_nf4_quantize(MemorySegment ctx, long n, long blocksize, MemorySegment x, MemorySegment packed, MemorySegment absmax) {
+        var mh$ = p4j_nf4_quantize.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_quantize", ctx, n, blocksize, x, packed, absmax);
+            }
+            return (int)mh$.invokeExact(ctx, n, blocksize, x, packed, absmax);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_dequantize {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_dequantize");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize(p4j_ctx *ctx, int64_t n, int64_t blocksize, const uint8_t *packed, const float *absmax, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_dequantize$descriptor() {
+        return p4j_nf4_dequantize.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize(p4j_ctx *ctx, int64_t n, int64_t blocksize, const uint8_t *packed, const float *absmax, float *out)
+     * }
+     */
+    public static MethodHandle p4j_nf4_dequantize$handle() {
+        return p4j_nf4_dequantize.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize(p4j_ctx *ctx, int64_t n, int64_t blocksize, const uint8_t *packed, const float *absmax, float *out)
+     * }
+     */
+    public static MemorySegment p4j_nf4_dequantize$address() {
+        return p4j_nf4_dequantize.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize(p4j_ctx *ctx, int64_t n, int64_t blocksize, const uint8_t *packed, const float *absmax, float *out)
+     * }
+     */
+    public static int p4j_nf4_dequantize(MemorySegment ctx, long n, long blocksize, MemorySegment packed, MemorySegment absmax, MemorySegment out) {
+        var mh$ = p4j_nf4_dequantize.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_dequantize", ctx, n, blocksize, packed, absmax, out);
+            }
+            return (int)mh$.invokeExact(ctx, n, blocksize, packed, absmax, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_dequantize_bf16 {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_dequantize_bf16");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize_bf16(p4j_ctx *ctx, int64_t n, int64_t blocksize, const uint8_t *packed, const float *absmax, uint16_t *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_dequantize_bf16$descriptor() {
+        return p4j_nf4_dequantize_bf16.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize_bf16(p4j_ctx *ctx, int64_t n, int64_t blocksize, const uint8_t *packed, const float *absmax, uint16_t *out)
+     * }
+     */
+    public static MethodHandle p4j_nf4_dequantize_bf16$handle() {
+        return p4j_nf4_dequantize_bf16.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize_bf16(p4j_ctx *ctx, int64_t n, int64_t blocksize, const uint8_t *packed, const float *absmax, uint16_t *out)
+     * }
+     */
+    public static MemorySegment p4j_nf4_dequantize_bf16$address() {
+        return p4j_nf4_dequantize_bf16.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize_bf16(p4j_ctx *ctx, int64_t n, int64_t blocksize, const uint8_t *packed, const float *absmax, uint16_t *out)
+     * }
+     */
+    public static int p4j_nf4_dequantize_bf16(MemorySegment ctx, long n, long blocksize, MemorySegment packed, MemorySegment absmax, MemorySegment out) {
+        var mh$ = p4j_nf4_dequantize_bf16.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_dequantize_bf16", ctx, n, blocksize, packed, absmax, out);
+            }
+            return (int)mh$.invokeExact(ctx, n, blocksize, packed, absmax, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_double_quantize {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_double_quantize");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_double_quantize(p4j_ctx *ctx, int64_t nb, const float *absmax, uint8_t *qabsmax, float *absmax2, float *offset)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_double_quantize$descriptor() {
+        return p4j_nf4_double_quantize.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_double_quantize(p4j_ctx *ctx, int64_t nb, const float *absmax, uint8_t *qabsmax, float *absmax2, float *offset)
+     * }
+     */
+    public static MethodHandle p4j_nf4_double_quantize$handle() {
+        return p4j_nf4_double_quantize.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_double_quantize(p4j_ctx *ctx, int64_t nb, const float *absmax, uint8_t *qabsmax, float *absmax2, float *offset)
+     * }
+     */
+    public static MemorySegment p4j_nf4_double_quantize$address() {
+        return p4j_nf4_double_quantize.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_double_quantize(p4j_ctx *ctx, int64_t nb, const float *absmax, uint8_t *qabsmax, float *absmax2, float *offset)
+     * }
+     */
+    public static int p4j_nf4_double_quantize(MemorySegment ctx, long nb, MemorySegment absmax, MemorySegment qabsmax, MemorySegment absmax2, MemorySegment offset) {
+        var mh$ = p4j_nf4_double_quantize.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_double_quantize", ctx, nb, absmax, qabsmax, absmax2, offset);
+            }
+            return (int)mh$.invokeExact(ctx, nb, absmax, qabsmax, absmax2, offset);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_dequantize_absmax {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_dequantize_absmax");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize_absmax(p4j_ctx *ctx, int64_t nb, const uint8_t *qabsmax, const float *absmax2, float offset, float *absmax)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_dequantize_absmax$descriptor() {
+        return p4j_nf4_dequantize_absmax.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize_absmax(p4j_ctx *ctx, int64_t nb, const uint8_t *qabsmax, const float *absmax2, float offset, float *absmax)
+     * }
+     */
+    public static MethodHandle p4j_nf4_dequantize_absmax$handle() {
+        return p4j_nf4_dequantize_absmax.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize_absmax(p4j_ctx *ctx, int64_t nb, const uint8_t *qabsmax, const float *absmax2, float offset, float *absmax)
+     * }
+     */
+    public static MemorySegment p4j_nf4_dequantize_absmax$address() {
+        return p4j_nf4_dequantize_absmax.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_dequantize_absmax(p4j_ctx *ctx, int64_t nb, const uint8_t *qabsmax, const float *absmax2, float offset, float *absmax)
+     * }
+     */
+    public static int p4j_nf4_dequantize_absmax(MemorySegment ctx, long nb, MemorySegment qabsmax, MemorySegment absmax2, float offset, MemorySegment absmax) {
+        var mh$ = p4j_nf4_dequantize_absmax.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_dequantize_absmax", ctx, nb, qabsmax, absmax2, offset, absmax);
+            }
+            return (int)mh$.invokeExact(ctx, nb, qabsmax, absmax2, offset, absmax);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_workspace {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_workspace");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_workspace$descriptor() {
+        return p4j_nf4_workspace.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
+     * }
+     */
+    public static MethodHandle p4j_nf4_workspace$handle() {
+        return p4j_nf4_workspace.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
+     * }
+     */
+    public static MemorySegment p4j_nf4_workspace$address() {
+        return p4j_nf4_workspace.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
+     * }
+     */
+    public static int p4j_nf4_workspace(long t, long d_in, long d_out, MemorySegment floats) {
+        var mh$ = p4j_nf4_workspace.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_workspace", t, d_in, d_out, floats);
+            }
+            return (int)mh$.invokeExact(t, d_in, d_out, floats);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_matmul {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2244,6 +2694,76 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_forward");
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_matmul$descriptor() {
+        return p4j_nf4_matmul.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
+     * }
+     */
+    public static MethodHandle p4j_nf4_matmul$handle() {
+        return p4j_nf4_matmul.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
+     * }
+     */
+    public static MemorySegment p4j_nf4_matmul$address() {
+        return p4j_nf4_matmul.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
+     * }
+     */
+    public static int p4j_nf4_matmul(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment x, MemorySegment packed, MemorySegment absmax, MemorySegment workspace, MemorySegment y) {
+        var mh$ = p4j_nf4_matmul.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_matmul", ctx, t, d_in, d_out, blocksize, x, packed, absmax, workspace, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, x, packed, absmax, workspace, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_matmul_dx {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul_dx");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2261,6 +2781,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_rank_gated_forward$descriptor() {
         return p4j_rank_gated_forward.DESC;
+     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_matmul_dx$descriptor() {
+        return p4j_nf4_matmul_dx.DESC;
     }
 
     /**
@@ -2276,6 +2801,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_rank_gated_forward$handle() {
         return p4j_rank_gated_forward.HANDLE;
+     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
+     * }
+     */
+    public static MethodHandle p4j_nf4_matmul_dx$handle() {
+        return p4j_nf4_matmul_dx.HANDLE;
     }
 
     /**
@@ -2291,6 +2821,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_rank_gated_forward$address() {
         return p4j_rank_gated_forward.ADDR;
+     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
+     * }
+     */
+    public static MemorySegment p4j_nf4_matmul_dx$address() {
+        return p4j_nf4_matmul_dx.ADDR;
     }
 
     /**
@@ -2557,6 +3092,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_rank_threshold", ctx, n, xi, mode, x);
             }
             return (int)mh$.invokeExact(ctx, n, xi, mode, x);
+     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
+     * }
+     */
+    public static int p4j_nf4_matmul_dx(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment g, MemorySegment packed, MemorySegment absmax, MemorySegment workspace, MemorySegment dx) {
+        var mh$ = p4j_nf4_matmul_dx.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_matmul_dx", ctx, t, d_in, d_out, blocksize, g, packed, absmax, workspace, dx);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, g, packed, absmax, workspace, dx);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

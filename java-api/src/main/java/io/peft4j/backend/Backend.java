@@ -177,6 +177,33 @@ public interface Backend extends AutoCloseable {
      * else x − sign(x)·xi).
      */
     void rankThreshold(float xi, boolean soft, Tensor x);
+    // ---- NF4 4-bit quantisation (bitsandbytes-exact; docs/algorithms.md §7) ----
+    // A weight is flattened row-major and cut into blocks of blockSize (a power of two in [32, 4096]).
+    // packed: U8[(n + 1) / 2], element 2j in the high nibble; absmax: F32[ceil(n / blockSize)].
+
+    /** The NF4 codebook (F32[16], weight.quant_map) and the signed dynamic 8-bit map (F32[256], weight.nested_quant_map). */
+    void nf4Tables(Tensor code, Tensor dynamicMap);
+
+    /** Quantises the finite F32 values of x (any shape) into packed and absmax. */
+    void nf4Quantize(int blockSize, Tensor x, Tensor packed, Tensor absmax);
+
+    /** out (F32 or BF16, any shape of n elements) = code[q]·absmax, as bitsandbytes' dequantize_4bit. */
+    void nf4Dequantize(int blockSize, Tensor packed, Tensor absmax, Tensor out);
+
+    /** Double quantisation: qabsmax U8[nb], absmax2 F32[ceil(nb / 256)] of absmax − offset; returns offset = mean(absmax). */
+    float nf4DoubleQuantize(Tensor absmax, Tensor qabsmax, Tensor absmax2);
+
+    /** absmax = dynamicMap[qabsmax]·absmax2[i / 256] + offset. */
+    void nf4DequantizeAbsmax(Tensor qabsmax, Tensor absmax2, float offset, Tensor absmax);
+
+    /** F32 elements of workspace that {@link #nf4Matmul} / {@link #nf4MatmulDx} need for t rows (0 for t <= 16). */
+    long nf4Workspace(long t, long dIn, long dOut);
+
+    /** y: [t, d_out] = x·dequant(W)ᵀ, x: [t, d_in], W: NF4 [d_out, d_in]; workspace null when nf4Workspace is 0. */
+    void nf4Matmul(int blockSize, Tensor x, Tensor packed, Tensor absmax, Tensor workspace, Tensor y);
+
+    /** dx: [t, d_in] = g·dequant(W), g: [t, d_out]. */
+    void nf4MatmulDx(int blockSize, Tensor g, Tensor packed, Tensor absmax, Tensor workspace, Tensor dx);
 
     @Override
     void close();

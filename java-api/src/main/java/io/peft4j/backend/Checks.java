@@ -60,4 +60,11 @@ final class Checks {
     static void probability(float p) {
         if (!(p >= 0f && p < 1f)) throw new IllegalArgumentException("dropout p must be in [0, 1), got " + p);
     }
+
+    static void bytes(String name, Tensor t, long n) {
+        present(name, t);
+        if (t.dtype() != DType.U8 || t.numel() != n) {
+            throw new IllegalArgumentException(name + " " + t.describe() + " must be U8 with " + n + " elements");
+        }
+    }
 }

@@ -442,6 +442,115 @@ public final class CpuBackend implements Backend {
         f32("x", x);
         if (!(xi >= 0) || !Float.isFinite(xi)) throw new IllegalArgumentException("rankThreshold: xi must be finite and >= 0, got xi=" + xi);
         check("p4j_rank_threshold", Peft4j.p4j_rank_threshold(ctx(), x.numel(), xi, soft ? 1 : 0, x.segment()));
+    // ---- NF4 4-bit quantisation ----
+
+    @Override
+    public void nf4Tables(Tensor code, Tensor dynamicMap) {
+        shape("code", code, 16);
+        shape("dynamicMap", dynamicMap, 256);
+        check("p4j_nf4_tables", Peft4j.p4j_nf4_tables(code.segment(), dynamicMap.segment()));
+    }
+
+    @Override
+    public void nf4Quantize(int blockSize, Tensor x, Tensor packed, Tensor absmax) {
+        f32("x", x);
+        nf4Storage(blockSize, x.numel(), packed, absmax);
+        check("p4j_nf4_quantize", Peft4j.p4j_nf4_quantize(ctx(), x.numel(), blockSize, x.segment(), packed.segment(),
+                absmax.segment()));
+    }
+
+    @Override
+    public void nf4Dequantize(int blockSize, Tensor packed, Tensor absmax, Tensor out) {
+        present("out", out);
+        nf4Storage(blockSize, out.numel(), packed, absmax);
+        if (out.dtype() == DType.F32) {
+            check("p4j_nf4_dequantize", Peft4j.p4j_nf4_dequantize(ctx(), out.numel(), blockSize, packed.segment(),
+                    absmax.segment(), out.segment()));
+        } else if (out.dtype() == DType.BF16) {
+            check("p4j_nf4_dequantize_bf16", Peft4j.p4j_nf4_dequantize_bf16(ctx(), out.numel(), blockSize,
+                    packed.segment(), absmax.segment(), out.segment()));
+        } else {
+            throw new IllegalArgumentException("nf4Dequantize: out " + out.describe() + " must be F32 or BF16");
+        }
+    }
+
+    @Override
+    public float nf4DoubleQuantize(Tensor absmax, Tensor qabsmax, Tensor absmax2) {
+        f32("absmax", absmax);
+        long nb = absmax.numel();
+        if (nb == 0) throw new IllegalArgumentException("nf4DoubleQuantize: absmax " + absmax.describe() + " is empty");
+        bytes("qabsmax", qabsmax, nb);
+        shape("absmax2", absmax2, (nb + 255) / 256);
+        MemorySegment out = scratch.get();
+        check("p4j_nf4_double_quantize", Peft4j.p4j_nf4_double_quantize(ctx(), nb, absmax.segment(), qabsmax.segment(),
+                absmax2.segment(), out));
+        return out.get(ValueLayout.JAVA_FLOAT, 0);
+    }
+
+    @Override
+    public void nf4DequantizeAbsmax(Tensor qabsmax, Tensor absmax2, float offset, Tensor absmax) {
+        f32("absmax", absmax);
+        long nb = absmax.numel();
+        bytes("qabsmax", qabsmax, nb);
+        shape("absmax2", absmax2, (nb + 255) / 256);
+        if (!Float.isFinite(offset)) throw new IllegalArgumentException("nf4DequantizeAbsmax: offset " + offset + " is not finite");
+        check("p4j_nf4_dequantize_absmax", Peft4j.p4j_nf4_dequantize_absmax(ctx(), nb, qabsmax.segment(),
+                absmax2.segment(), offset, absmax.segment()));
+    }
+
+    @Override
+    public long nf4Workspace(long t, long dIn, long dOut) {
+        MemorySegment out = scratch.get();
+        check("p4j_nf4_workspace", Peft4j.p4j_nf4_workspace(t, dIn, dOut, out));
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    @Override
+    public void nf4Matmul(int blockSize, Tensor x, Tensor packed, Tensor absmax, Tensor workspace, Tensor y) {
+        matrix("x", x);
+        matrix("y", y);
+        if (y.dim(0) != x.dim(0)) throw new IllegalArgumentException("nf4Matmul: y " + y.describe() + " must have the rows of x " + x.describe());
+        long t = x.dim(0), dIn = x.dim(1), dOut = y.dim(1);
+        nf4Storage(blockSize, dIn * dOut, packed, absmax);
+        MemorySegment ws = nf4WorkspaceSegment(workspace, t, dIn, dOut);
+        check("p4j_nf4_matmul", Peft4j.p4j_nf4_matmul(ctx(), t, dIn, dOut, blockSize, x.segment(), packed.segment(),
+                absmax.segment(), ws, y.segment()));
+    }
+
+    @Override
+    public void nf4MatmulDx(int blockSize, Tensor g, Tensor packed, Tensor absmax, Tensor workspace, Tensor dx) {
+        matrix("g", g);
+        matrix("dx", dx);
+        if (dx.dim(0) != g.dim(0)) throw new IllegalArgumentException("nf4MatmulDx: dx " + dx.describe() + " must have the rows of g " + g.describe());
+        long t = g.dim(0), dIn = dx.dim(1), dOut = g.dim(1);
+        nf4Storage(blockSize, dIn * dOut, packed, absmax);
+        MemorySegment ws = nf4WorkspaceSegment(workspace, t, dIn, dOut);
+        check("p4j_nf4_matmul_dx", Peft4j.p4j_nf4_matmul_dx(ctx(), t, dIn, dOut, blockSize, g.segment(), packed.segment(),
+                absmax.segment(), ws, dx.segment()));
+    }
+
+    /** packed U8[(n + 1) / 2] and absmax F32[ceil(n / blockSize)] for n weights. */
+    private static void nf4Storage(int blockSize, long n, Tensor packed, Tensor absmax) {
+        if (blockSize < 32 || blockSize > 4096 || Integer.bitCount(blockSize) != 1) {
+            throw new IllegalArgumentException("NF4 block size must be a power of two in [32, 4096], got " + blockSize);
+        }
+        bytes("packed", packed, (n + 1) / 2);
+        f32("absmax", absmax);
+        long nb = (n + blockSize - 1) / blockSize;
+        if (absmax.numel() != nb) {
+            throw new IllegalArgumentException("absmax " + absmax.describe() + " must have " + nb + " elements (" + n
+                    + " weights in blocks of " + blockSize + ")");
+        }
+    }
+
+    private MemorySegment nf4WorkspaceSegment(Tensor workspace, long t, long dIn, long dOut) {
+        long need = nf4Workspace(t, dIn, dOut);
+        if (need == 0) return workspace == null ? MemorySegment.NULL : workspace.segment();
+        f32("workspace", workspace);
+        if (workspace.numel() < need) {
+            throw new IllegalArgumentException("workspace " + workspace.describe() + " must have at least " + need + " elements");
+        }
+        return workspace.segment();
     }
 
     /** The shared backend lives as long as the process; others free their context. */

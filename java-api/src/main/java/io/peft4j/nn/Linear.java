@@ -31,6 +31,9 @@ public final class Linear extends Module {
     // is then x·Wᵀ without a transposed operand, which oneDNN runs 1.1-1.6x faster at small batches.
     private boolean cacheFrozenTranspose;
     private Tensor frozenTranspose;
+    // W kept elsewhere (NF4 for QLoRA): while no adapter is merged, weight's fp32 value is freed
+    // (closed) and forward/backward use this; a merge dequantizes it into a new fp32 value.
+    private FrozenWeight frozenWeight;
 
     /** Initialised as torch.nn.Linear: W, b ~ U(±1/sqrt(in)), drawn from Philox with {@code seed}. */
     public Linear(Backend backend, long in, long out, boolean bias, long seed) {
@@ -73,9 +76,13 @@ public final class Linear extends Module {
         }
         Backend b = ctx.backend();
         Tensor y = ctx.allocate(x.dim(0), out);
-        Tensor wt = frozenTranspose();
-        if (wt != null) b.gemm(false, false, 1f, x, wt, 0f, y);
-        else b.gemm(false, true, 1f, x, weight.value(), 0f, y);
+        if (frozenWeightInUse()) {
+            frozenWeight.forward(ctx, x, y);
+        } else {
+            Tensor wt = frozenTranspose();
+            if (wt != null) b.gemm(false, false, 1f, x, wt, 0f, y);
+            else b.gemm(false, true, 1f, x, weight.value(), 0f, y);
+        }
         if (bias != null) b.biasAdd(bias.value(), y);
         if (ctx.training() && adaptersEnabled && activeAdapter != null && merged.contains(activeAdapter)) {
             throw new IllegalStateException("adapter '" + activeAdapter + "' on '" + path() + "' is merged: unmerge before training");
@@ -91,7 +98,8 @@ public final class Linear extends Module {
         if (input == null || !input.isAlive()) throw new IllegalStateException("Linear '" + path() + "': backward without forward in this step");
         Backend b = ctx.backend();
         Tensor dx = needInputGrad ? ctx.allocate(input.dim(0), in) : null;
-        if (dx != null) b.gemm(false, false, 1f, g, weight.value(), 0f, dx);
+        if (dx != null && frozenWeightInUse()) frozenWeight.inputGrad(ctx, g, dx);
+        else if (dx != null) b.gemm(false, false, 1f, g, weight.value(), 0f, dx);
         if (weight.requiresGrad()) b.gemm(true, false, 1f, g, input, 1f, weight.grad());
         if (bias != null && bias.requiresGrad()) b.colsum(g, bias.grad(), true);
         Adapter a = applied();
@@ -127,6 +135,30 @@ public final class Linear extends Module {
     private void dropFrozenTranspose() {
         if (frozenTranspose != null) frozenTranspose.close();
         frozenTranspose = null;
+    }
+
+    /**
+     * Moves W into {@code frozen} (e.g. NF4) and frees the fp32 W: forward and the input gradient use
+     * {@code frozen} from now on. W must be frozen and no adapter merged.
+     */
+    public void setFrozenWeight(FrozenWeight frozen) {
+        if (frozenWeight != null) throw new IllegalStateException("layer '" + path() + "' already has a frozen weight");
+        if (weight.requiresGrad()) throw new IllegalStateException("layer '" + path() + "': freeze its weight before replacing it");
+        if (!merged.isEmpty()) throw new IllegalStateException("layer '" + path() + "': unmerge " + merged + " before replacing its weight");
+        if (!Arrays.equals(frozen.shape(), new long[] {out, in})) {
+            throw new IllegalArgumentException("layer '" + path() + "' needs a frozen weight of shape [" + out + ", " + in + "], got "
+                    + Arrays.toString(frozen.shape()));
+        }
+        dropFrozenTranspose();
+        frozenWeight = frozen;
+        weight.value().close();
+    }
+
+    /** The weight set by {@link #setFrozenWeight}, or null. */
+    public FrozenWeight frozenWeight() { return frozenWeight; }
+
+    private boolean frozenWeightInUse() {
+        return frozenWeight != null && merged.isEmpty();
     }
 
     /** The adapter whose delta forward adds: active, enabled and not merged. */
@@ -171,7 +203,13 @@ public final class Linear extends Module {
     public void merge(Backend backend, String name) {
         Adapter a = adapter(name);
         if (merged.contains(name)) throw new IllegalStateException("adapter '" + name + "' on '" + path() + "' is already merged");
-        if (merged.isEmpty()) unmergedWeight = weight.value().copy();
+        if (merged.isEmpty() && frozenWeight != null) {
+            weight.replaceValue(frozenWeight.dequantize(backend));   // unmerge frees it again
+            System.getLogger(Linear.class.getName()).log(System.Logger.Level.WARNING, "layer '" + path()
+                    + "': merging into a dequantized fp32 copy of its frozen weight; quantizing the result again is lossy");
+        } else if (merged.isEmpty()) {
+            unmergedWeight = weight.value().copy();
+        }
         dropFrozenTranspose();
         merged.add(name);
         a.merge(backend, weight.value());
@@ -182,7 +220,9 @@ public final class Linear extends Module {
         Adapter a = adapter(name);
         if (!merged.remove(name)) throw new IllegalStateException("adapter '" + name + "' on '" + path() + "' is not merged");
         dropFrozenTranspose();
-        if (merged.isEmpty() && unmergedWeight != null) {
+        if (merged.isEmpty() && frozenWeight != null) {
+            weight.value().close();   // back to the frozen weight, exactly as before the merge
+        } else if (merged.isEmpty() && unmergedWeight != null) {
             weight.value().copyFrom(unmergedWeight);   // bit-exact W0, not W0 + ΔW − ΔW
             dropUnmergedWeight();
         } else {
@@ -200,7 +240,14 @@ public final class Linear extends Module {
         Adapter a = adapter(name);
         adapters.remove(name);
         // A removed merged adapter stays folded into W, so the saved copy is no longer the base.
-        if (merged.remove(name)) dropUnmergedWeight();
+        if (merged.remove(name)) {
+            dropUnmergedWeight();
+            // The fp32 copy with the delta folded in is now the layer's weight for good.
+            if (frozenWeight != null) {
+                frozenWeight.close();
+                frozenWeight = null;
+            }
+        }
         a.close();
         if (name.equals(activeAdapter)) activeAdapter = adapters.isEmpty() ? null : adapters.keySet().iterator().next();
     }
@@ -224,6 +271,7 @@ public final class Linear extends Module {
     @Override
     public void close() {
         dropUnmergedWeight();
+        if (frozenWeight != null) frozenWeight.close();
         dropFrozenTranspose();
         adapters.values().forEach(Adapter::close);
         super.close();

@@ -9,7 +9,7 @@ import io.peft4j.tensor.Tensor;
  */
 public final class Parameter implements AutoCloseable {
     private final String name;
-    private final Tensor value;
+    private Tensor value;
     private Tensor grad;
     private boolean requiresGrad;
     private final boolean decay;
@@ -34,6 +34,15 @@ public final class Parameter implements AutoCloseable {
     public Tensor grad() {
         if (grad == null) throw new IllegalStateException("parameter '" + name + "' is frozen and has no gradient");
         return grad;
+    }
+
+    /** Swaps in another F32 value of the same shape (Linear's fp32 copy of a {@link FrozenWeight}); the old one is not closed. */
+    void replaceValue(Tensor next) {
+        next.requireDType(DType.F32);
+        if (!java.util.Arrays.equals(next.shape(), value.shape())) {
+            throw new IllegalArgumentException("parameter '" + name + "': value " + next.describe() + " must have the shape of " + value.describe());
+        }
+        value = next;
     }
 
     /** Freezing frees the gradient; unfreezing allocates a zero one. */

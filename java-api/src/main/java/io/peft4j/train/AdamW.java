@@ -3,7 +3,9 @@ package io.peft4j.train;
 import io.peft4j.backend.Backend;
 import io.peft4j.nn.Parameter;
 import io.peft4j.tensor.DType;
+import io.peft4j.tensor.PagedTensors;
 import io.peft4j.tensor.Tensor;
+import java.nio.file.Path;
 import java.util.LinkedHashMap;
 import java.util.Map;
 
@@ -14,12 +16,17 @@ import java.util.Map;
  */
 public final class AdamW implements Optimizer {
     private final float beta1, beta2, eps, weightDecay;
+    private final Path pagedDir;   // moments in file-backed memory here, or null
     private final Map<String, Tensor[]> moments = new LinkedHashMap<>();
     // Loaded state waits here until the first step, which knows each parameter's shape.
     private final Map<String, float[]> pending = new LinkedHashMap<>();
     private long steps;
 
     public AdamW(float beta1, float beta2, float eps, float weightDecay) {
+        this(beta1, beta2, eps, weightDecay, null);
+    }
+
+    private AdamW(float beta1, float beta2, float eps, float weightDecay, Path pagedDir) {
         if (!(beta1 >= 0 && beta1 < 1) || !(beta2 >= 0 && beta2 < 1)) {
             throw new IllegalArgumentException("AdamW betas must be in [0, 1), got " + beta1 + ", " + beta2);
         }
@@ -31,7 +38,23 @@ public final class AdamW implements Optimizer {
         this.beta2 = beta2;
         this.eps = eps;
         this.weightDecay = weightDecay;
+        this.pagedDir = pagedDir;
     }
+
+    /**
+     * The same AdamW with its moment buffers in file-backed memory the OS can page out
+     * ({@link PagedTensors}, files in java.io.tmpdir): bitsandbytes' paged optimizer, same math.
+     */
+    public AdamW pagedOptimizer(boolean paged) {
+        return new AdamW(beta1, beta2, eps, weightDecay, paged ? Path.of(System.getProperty("java.io.tmpdir")) : null);
+    }
+
+    /** Paged, with the backing files in {@code dir}. */
+    public AdamW pagedOptimizer(Path dir) {
+        return new AdamW(beta1, beta2, eps, weightDecay, dir);
+    }
+
+    public boolean paged() { return pagedDir != null; }
 
     /** PyTorch's defaults: betas (0.9, 0.999), eps 1e-8, weight decay 0.01. */
     public static AdamW defaults() {
@@ -50,12 +73,14 @@ public final class AdamW implements Optimizer {
 
     private Tensor moment(String key, Parameter p) {
         float[] saved = pending.remove(key);
-        if (saved == null) return Tensor.zeros(DType.F32, p.value().shape());
+        Tensor t = pagedDir == null ? Tensor.zeros(DType.F32, p.value().shape()) : PagedTensors.zeros(pagedDir, DType.F32, p.value().shape());
+        if (saved == null) return t;
         if (saved.length != p.numel()) {
+            t.close();
             throw new IllegalArgumentException("AdamW state '" + key + "' has " + saved.length + " values, the parameter is "
                     + p.value().describe());
         }
-        return Tensor.of(saved, p.value().shape());
+        return t.copyFrom(saved);
     }
 
     @Override

@@ -174,6 +174,22 @@ final class Workflow {
 
     record FineTuned(PeftModel model, Trainer.Result result, double accuracy) {}
 
+    /** For a base whose frozen linear weights are held compactly (QLoRA's NF4): their memory beside fp32's. */
+    private void printCompactBase(PeftModel pm) {
+        long fp32 = 0, held = 0;
+        for (Module m : pm.baseModel().namedModules().values()) {
+            if (m instanceof io.peft4j.nn.Linear l) {
+                long bytes = l.weight().numel() * 4;
+                fp32 += bytes;
+                held += l.frozenWeight() == null ? bytes : l.frozenWeight().residentBytes();
+            }
+        }
+        if (held != fp32) {
+            out.printf(java.util.Locale.ROOT, "base linear weights in memory: %.3f MiB (fp32: %.3f MiB, %.3f bits per weight)%n",
+                    held / 1048576.0, fp32 / 1048576.0, held * 32.0 / fp32);
+        }
+    }
+
     /**
      * Fine-tunes {@code config} on {@code s.task()} with AdamW (weight decay 0.01), writing metrics,
      * chart and trainer state to {@code outDir}, and evaluates on the task's test split.
@@ -184,9 +200,12 @@ final class Workflow {
     FineTuned fineTune(Module base, AdapterConfig config, TrainSettings s, Path outDir, Path resumeFrom, String label) {
         PeftModel pm = PeftModel.wrap(base, config, backend, s.seed());
         out.println(pm.trainableParametersReport());
+        printCompactBase(pm);
         Trainer.Config cfg = Trainer.Config.builder().epochs(s.epochs()).batchSize(s.batch()).lr(s.lr()).seed(s.seed()).evalEvery(1)
                 .outDir(outDir).progress(progress).build();
-        try (Trainer t = new Trainer(pm, Loss.crossEntropy(), AdamW.defaults(), cfg, backend)) {
+        // A method whose config asks for paged_optimizer (QLoRA) trains with the paged AdamW; same math.
+        AdamW optimizer = AdamW.defaults().pagedOptimizer(Boolean.TRUE.equals(config.toJson().get("paged_optimizer")));
+        try (Trainer t = new Trainer(pm, Loss.crossEntropy(), optimizer, cfg, backend)) {
             t.progressLabel(label);
             List<TrainerCallback> callbacks = pm.trainerCallbacks();
             callbacks.forEach(t::addCallback);
