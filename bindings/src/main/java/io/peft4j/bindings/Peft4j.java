@@ -2217,6 +2217,269 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
+    private static class p4j_row_norms {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_norms");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_row_norms$descriptor() {
+        return p4j_row_norms.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MethodHandle p4j_row_norms$handle() {
+        return p4j_row_norms.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MemorySegment p4j_row_norms$address() {
+        return p4j_row_norms.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static int p4j_row_norms(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment out) {
+        var mh$ = p4j_row_norms.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_row_norms", ctx, t, d, x, out);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_scale_shift_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_scale_shift_forward$descriptor() {
+        return p4j_scale_shift_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static MethodHandle p4j_scale_shift_forward$handle() {
+        return p4j_scale_shift_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static MemorySegment p4j_scale_shift_forward$address() {
+        return p4j_scale_shift_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static int p4j_scale_shift_forward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment y) {
+        var mh$ = p4j_scale_shift_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scale_shift_forward", ctx, t, d, x, gamma, beta, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, gamma, beta, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_scale_shift_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_scale_shift_backward$descriptor() {
+        return p4j_scale_shift_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_scale_shift_backward$handle() {
+        return p4j_scale_shift_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_scale_shift_backward$address() {
+        return p4j_scale_shift_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_scale_shift_backward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment gamma, MemorySegment g, MemorySegment dgamma, MemorySegment dbeta, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_scale_shift_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scale_shift_backward", ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_row_scale {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_scale");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static FunctionDescriptor p4j_row_scale$descriptor() {
+        return p4j_row_scale.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static MethodHandle p4j_row_scale$handle() {
+        return p4j_row_scale.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static MemorySegment p4j_row_scale$address() {
+        return p4j_row_scale.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static int p4j_row_scale(MemorySegment ctx, long t, long d, MemorySegment s, MemorySegment x) {
+        var mh$ = p4j_row_scale.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_row_scale", ctx, t, d, s, x);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, s, x);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_fma_peak {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
