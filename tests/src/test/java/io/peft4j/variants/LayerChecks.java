@@ -8,15 +8,20 @@ import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 import static org.junit.jupiter.api.Assertions.fail;
 
+import io.peft4j.data.Dataset;
 import io.peft4j.nn.Linear;
+import io.peft4j.nn.Loss;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.Parameter;
 import io.peft4j.nn.StepContext;
 import io.peft4j.peft.Adapter;
 import io.peft4j.peft.PeftModel;
 import io.peft4j.tensor.Tensor;
+import io.peft4j.train.AdamW;
+import io.peft4j.train.Trainer;
 import java.util.LinkedHashMap;
 import java.util.Map;
+import java.util.Set;
 import java.util.SplittableRandom;
 
 /**
@@ -131,6 +136,25 @@ public final class LayerChecks {
         double l = 0;
         for (int i = 0; i < y.length; i++) l += g[i] * y[i];
         return l;
+    }
+
+    /**
+     * Three AdamW steps on blobs (the model's input is 13 wide, 5 classes): exactly {@code trained}
+     * train and change, every other parameter of the model is bit-identical afterwards.
+     */
+    public static void checkTrainingChangesOnly(PeftModel pm, Set<Parameter> trained) {
+        assertEquals(trained, Set.copyOf(pm.trainableParameters()), "the trainable parameters");
+        Map<Parameter, float[]> before = new LinkedHashMap<>();
+        pm.namedParameters().values().forEach(p -> before.put(p, p.value().toFloatArray()));
+        Dataset data = TestSupport.blobs(64, 13, 5, 17);
+        Trainer.Config cfg = Trainer.Config.builder().maxSteps(3).batchSize(16).lr(1e-2f).seed(3).evalEvery(0).progress(false).build();
+        try (Trainer t = new Trainer(pm, Loss.crossEntropy(), new AdamW(0.9f, 0.999f, 1e-8f, 0f), cfg, backend())) {
+            assertEquals(3, t.fit(data, null).steps());
+        }
+        pm.namedParameters().forEach((n, p) -> {
+            boolean changed = TestSupport.differs(before.get(p), p.value().toFloatArray());
+            assertEquals(trained.contains(p), changed, n + (trained.contains(p) ? " must change" : " must stay bit-identical"));
+        });
     }
 
     /** y of the model in eval mode for x, then merged, then unmerged: all must agree, and unmerge restores W and b bit-exactly. */
