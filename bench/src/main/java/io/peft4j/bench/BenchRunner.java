@@ -398,6 +398,8 @@ public final class BenchRunner {
         Figure fma = Figure.MISSING, copy = Figure.MISSING, sgemm = Figure.MISSING, base = Figure.MISSING,
                 baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING, copyJdk = Figure.MISSING;
         Map<Integer, Figure> lora = new java.util.TreeMap<>(), adapter = new java.util.TreeMap<>();
+        Map<Integer, Figure> loraLayer = new java.util.TreeMap<>(), doraLayer = new java.util.TreeMap<>();
+        Figure rowNorms = Figure.MISSING;
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -423,6 +425,9 @@ public final class BenchRunner {
                 case "LowRankBench.loraFwdBwd" -> lora.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "LowRankBench.adapterFwdBwd" -> adapter.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "AdamwBench.adamw" -> adamw = Figure.rate(p, 7.0 * 4 * AdamwBench.N);
+                case "ScalingBench.loraLayerFwdBwd" -> loraLayer.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
+                case "ScalingBench.doraLayerFwdBwd" -> doraLayer.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
+                case "ScalingBench.rowNorms" -> rowNorms = Figure.rate(p, 4.0 * ScalingBench.NORM_ROWS * ScalingBench.NORM_COLS);
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -475,6 +480,21 @@ public final class BenchRunner {
             double q = ratio(sum, baseMs);
             rows.add(new Row("LoRA r=" + e.getKey() + " / base: (base + adapter alone) / base", new Figure(q, Double.NaN), "ratio",
                     baseC, q, e.getKey() == 16 ? atMost(1.05, q) : ""));
+        }
+        // ---- scaling adapters (ScalingBench) ----
+        for (Map.Entry<Integer, Figure> e : loraLayer.entrySet()) {
+            rows.add(new Row("Linear + LoRA r=" + e.getKey() + " fwd+bwd " + layer + " (adapter SPI)", e.getValue(), "ms", baseC,
+                    ratio(e.getValue(), baseMs), "").withLoad(load.get("ScalingBench.loraLayerFwdBwd r=" + e.getKey())));
+        }
+        for (Map.Entry<Integer, Figure> e : doraLayer.entrySet()) {
+            Figure l = loraLayer.getOrDefault(e.getKey(), Figure.MISSING);
+            rows.add(new Row("Linear + DoRA r=" + e.getKey() + " fwd+bwd " + layer, e.getValue(), "ms",
+                    l.present() ? "LoRA r=" + e.getKey() + " " + fmt(l.value()) + " ms" : "LoRA n/a", ratio(e.getValue(), l), "")
+                    .withLoad(load.get("ScalingBench.doraLayerFwdBwd r=" + e.getKey())));
+        }
+        if (rowNorms.present()) {
+            rows.add(new Row("row norms (DoRA), 64M floats read", rowNorms, "GB/s", copyC, ratio(rowNorms, copy), "")
+                    .withLoad(load.get("ScalingBench.rowNorms")));
         }
         if (adamw.present()) {
             double q = ratio(adamw, copy);
