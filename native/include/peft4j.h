@@ -207,6 +207,20 @@ int32_t p4j_nf4_matmul(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int
 /* dx: [t, d_in] = g·dequant(W); g: [t, d_out]; the rest as p4j_nf4_matmul */
 int32_t p4j_nf4_matmul_dx(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float* g,
                           const uint8_t* packed, const float* absmax, float* workspace, float* dx);
+/* ---- scaling (scaling.cpp) ----
+ * Per-channel scaling of the scaling adapters (SSF, (IA)³, DoRA). */
+/* x: [t, d]; out: [t] = L2 norm of each row (accumulated in double) */
+int32_t p4j_row_norms(p4j_ctx* ctx, int64_t t, int64_t d, const float* x, float* out);
+/* x, y: [t, d] (y may equal x); gamma: [d]; beta: [d] or NULL; y = x ⊙ gamma (+ beta) on every row */
+int32_t p4j_scale_shift_forward(p4j_ctx* ctx, int64_t t, int64_t d, const float* x, const float* gamma,
+                                const float* beta, float* y);
+/* x, g: [t, d]; gamma, dgamma, dbeta: [d]; dx: [t, d] (may equal g). Each of dgamma (= Σ_rows g ⊙ x,
+ * needs x), dbeta (= Σ_rows g) and dx (= g ⊙ gamma, needs gamma) may be NULL to skip it; dgamma and
+ * dbeta are overwritten when accumulate == 0 and added to otherwise. */
+int32_t p4j_scale_shift_backward(p4j_ctx* ctx, int64_t t, int64_t d, const float* x, const float* gamma,
+                                 const float* g, float* dgamma, float* dbeta, float* dx, int32_t accumulate);
+/* x: [t, d]; s: [t]; x_i *= s_i for every row i */
+int32_t p4j_row_scale(p4j_ctx* ctx, int64_t t, int64_t d, const float* s, float* x);
 
 /* ---- ceilings for benchmarks (abi.cpp) ----
  * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;

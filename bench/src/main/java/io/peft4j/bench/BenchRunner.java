@@ -402,6 +402,8 @@ public final class BenchRunner {
         Figure gated = Figure.MISSING, importance = Figure.MISSING;
         Map<String, Figure> methodStep = new java.util.LinkedHashMap<>();
         Map<String, Figure> nf4 = new java.util.HashMap<>();   // Nf4Bench method -> ms
+        Map<Integer, Figure> loraLayer = new java.util.TreeMap<>(), doraLayer = new java.util.TreeMap<>();
+        Figure rowNorms = Figure.MISSING;
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -436,6 +438,9 @@ public final class BenchRunner {
                 case "RankAdaptiveBench.methodSteps" -> methodStep.put(rr.getParams().getParam("method"), Figure.millis(p));
                 case "Nf4Bench.dequantize", "Nf4Bench.gemvFp32", "Nf4Bench.gemvNf4", "Nf4Bench.gemmFp32", "Nf4Bench.gemmNf4",
                      "Nf4Bench.qloraFwdBwd" -> nf4.put(shortName.substring("Nf4Bench.".length()), Figure.millis(p));
+                case "ScalingBench.loraLayerFwdBwd" -> loraLayer.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
+                case "ScalingBench.doraLayerFwdBwd" -> doraLayer.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
+                case "ScalingBench.rowNorms" -> rowNorms = Figure.rate(p, 4.0 * ScalingBench.NORM_ROWS * ScalingBench.NORM_COLS);
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -509,6 +514,20 @@ public final class BenchRunner {
             double q = ratio(unfused, veraAdapter);
             rows.add(new Row(veraName + " adapter from unfused ops (gemm, mul, colsum)", unfused, "ms", fusedC, q, atLeast(1.0, q))
                     .withLoad(load.get("ScaledLowRankBench.unfusedAdapterFwdBwd")));
+        // ---- scaling adapters (ScalingBench) ----
+        for (Map.Entry<Integer, Figure> e : loraLayer.entrySet()) {
+            rows.add(new Row("Linear + LoRA r=" + e.getKey() + " fwd+bwd " + layer + " (adapter SPI)", e.getValue(), "ms", baseC,
+                    ratio(e.getValue(), baseMs), "").withLoad(load.get("ScalingBench.loraLayerFwdBwd r=" + e.getKey())));
+        }
+        for (Map.Entry<Integer, Figure> e : doraLayer.entrySet()) {
+            Figure l = loraLayer.getOrDefault(e.getKey(), Figure.MISSING);
+            rows.add(new Row("Linear + DoRA r=" + e.getKey() + " fwd+bwd " + layer, e.getValue(), "ms",
+                    l.present() ? "LoRA r=" + e.getKey() + " " + fmt(l.value()) + " ms" : "LoRA n/a", ratio(e.getValue(), l), "")
+                    .withLoad(load.get("ScalingBench.doraLayerFwdBwd r=" + e.getKey())));
+        }
+        if (rowNorms.present()) {
+            rows.add(new Row("row norms (DoRA), 64M floats read", rowNorms, "GB/s", copyC, ratio(rowNorms, copy), "")
+                    .withLoad(load.get("ScalingBench.rowNorms")));
         }
         if (adamw.present()) {
             double q = ratio(adamw, copy);

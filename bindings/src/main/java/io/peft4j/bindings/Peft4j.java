@@ -2227,6 +2227,17 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_tables");
+    private static class p4j_row_norms {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_norms");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2239,6 +2250,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_nf4_tables$descriptor() {
         return p4j_nf4_tables.DESC;
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_row_norms$descriptor() {
+        return p4j_row_norms.DESC;
     }
 
     /**
@@ -2249,6 +2265,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_nf4_tables$handle() {
         return p4j_nf4_tables.HANDLE;
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MethodHandle p4j_row_norms$handle() {
+        return p4j_row_norms.HANDLE;
     }
 
     /**
@@ -2259,6 +2280,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_nf4_tables$address() {
         return p4j_nf4_tables.ADDR;
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MemorySegment p4j_row_norms$address() {
+        return p4j_row_norms.ADDR;
     }
 
     /**
@@ -2273,6 +2299,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_nf4_tables", code, dyn);
             }
             return (int)mh$.invokeExact(code, dyn);
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static int p4j_row_norms(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment out) {
+        var mh$ = p4j_row_norms.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_row_norms", ctx, t, d, x, out);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, out);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2281,6 +2317,7 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_nf4_quantize {
+    private static class p4j_scale_shift_forward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2292,6 +2329,11 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_quantize");
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_forward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2304,6 +2346,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_nf4_quantize$descriptor() {
         return p4j_nf4_quantize.DESC;
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_scale_shift_forward$descriptor() {
+        return p4j_scale_shift_forward.DESC;
     }
 
     /**
@@ -2314,6 +2361,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_nf4_quantize$handle() {
         return p4j_nf4_quantize.HANDLE;
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static MethodHandle p4j_scale_shift_forward$handle() {
+        return p4j_scale_shift_forward.HANDLE;
     }
 
     /**
@@ -2324,6 +2376,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_nf4_quantize$address() {
         return p4j_nf4_quantize.ADDR;
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static MemorySegment p4j_scale_shift_forward$address() {
+        return p4j_scale_shift_forward.ADDR;
     }
 
     /**
@@ -2338,6 +2395,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_nf4_quantize", ctx, n, blocksize, x, packed, absmax);
             }
             return (int)mh$.invokeExact(ctx, n, blocksize, x, packed, absmax);
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static int p4j_scale_shift_forward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment y) {
+        var mh$ = p4j_scale_shift_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scale_shift_forward", ctx, t, d, x, gamma, beta, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, gamma, beta, y);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2346,6 +2413,7 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_nf4_dequantize {
+    private static class p4j_scale_shift_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2890,6 +2958,7 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_backward");
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_backward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2907,6 +2976,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_rank_gated_backward$descriptor() {
         return p4j_rank_gated_backward.DESC;
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_scale_shift_backward$descriptor() {
+        return p4j_scale_shift_backward.DESC;
     }
 
     /**
@@ -2922,6 +2996,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_rank_gated_backward$handle() {
         return p4j_rank_gated_backward.HANDLE;
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_scale_shift_backward$handle() {
+        return p4j_scale_shift_backward.HANDLE;
     }
 
     /**
@@ -2937,6 +3016,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_rank_gated_backward$address() {
         return p4j_rank_gated_backward.ADDR;
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_scale_shift_backward$address() {
+        return p4j_scale_shift_backward.ADDR;
     }
 
     /**
@@ -2961,6 +3045,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_rank_gated_backward", ctx, t, d_in, d_out, r, c, x, a, g, b, h, gy, gb, ws, da, db, dg, dx, accumulate);
             }
             return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, c, x, a, g, b, h, gy, gb, ws, da, db, dg, dx, accumulate);
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_scale_shift_backward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment gamma, MemorySegment g, MemorySegment dgamma, MemorySegment dbeta, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_scale_shift_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scale_shift_backward", ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2969,6 +3063,7 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_rank_importance_update {
+    private static class p4j_row_scale {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -3046,6 +3141,12 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_threshold");
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_scale");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -3058,6 +3159,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_rank_threshold$descriptor() {
         return p4j_rank_threshold.DESC;
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static FunctionDescriptor p4j_row_scale$descriptor() {
+        return p4j_row_scale.DESC;
     }
 
     /**
@@ -3068,6 +3174,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_rank_threshold$handle() {
         return p4j_rank_threshold.HANDLE;
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static MethodHandle p4j_row_scale$handle() {
+        return p4j_row_scale.HANDLE;
     }
 
     /**
@@ -3078,6 +3189,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_rank_threshold$address() {
         return p4j_rank_threshold.ADDR;
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static MemorySegment p4j_row_scale$address() {
+        return p4j_row_scale.ADDR;
     }
 
     /**
@@ -3102,6 +3218,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_nf4_matmul_dx", ctx, t, d_in, d_out, blocksize, g, packed, absmax, workspace, dx);
             }
             return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, g, packed, absmax, workspace, dx);
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static int p4j_row_scale(MemorySegment ctx, long t, long d, MemorySegment s, MemorySegment x) {
+        var mh$ = p4j_row_scale.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_row_scale", ctx, t, d, s, x);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, s, x);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

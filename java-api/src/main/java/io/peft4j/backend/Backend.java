@@ -204,6 +204,23 @@ public interface Backend extends AutoCloseable {
 
     /** dx: [t, d_in] = g·dequant(W), g: [t, d_out]. */
     void nf4MatmulDx(int blockSize, Tensor g, Tensor packed, Tensor absmax, Tensor workspace, Tensor dx);
+    // ---- scaling (SSF, (IA)³, DoRA) ----
+
+    /** out: [t] = L2 norm of each row of x: [t, d] (accumulated in double). */
+    void rowNorms(Tensor x, Tensor out);
+
+    /** y = x ⊙ gamma (+ beta) on every row; x, y: [t, d] (y may be x), gamma: [d], beta: [d] or null. */
+    void scaleShiftForward(Tensor x, Tensor gamma, Tensor beta, Tensor y);
+
+    /**
+     * The backward of {@link #scaleShiftForward}: dgamma = Σ_rows g ⊙ x, dbeta = Σ_rows g, dx = g ⊙ gamma
+     * (dx may be g). Each of dgamma (needs x), dbeta and dx (needs gamma) may be null to skip it;
+     * dgamma and dbeta are overwritten unless accumulate.
+     */
+    void scaleShiftBackward(Tensor x, Tensor gamma, Tensor g, Tensor dgamma, Tensor dbeta, Tensor dx, boolean accumulate);
+
+    /** Row i of x: [t, d] times s[i], s: [t]. */
+    void rowScale(Tensor s, Tensor x);
 
     @Override
     void close();

@@ -551,6 +551,51 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("workspace " + workspace.describe() + " must have at least " + need + " elements");
         }
         return workspace.segment();
+    // ---- scaling (SSF, (IA)³, DoRA) ----
+
+    @Override
+    public void rowNorms(Tensor x, Tensor out) {
+        matrix("x", x);
+        shape("out", out, x.dim(0));
+        check("p4j_row_norms", Peft4j.p4j_row_norms(ctx(), x.dim(0), x.dim(1), x.segment(), out.segment()));
+    }
+
+    @Override
+    public void scaleShiftForward(Tensor x, Tensor gamma, Tensor beta, Tensor y) {
+        matrix("x", x);
+        sameShape("x", x, "y", y);
+        shape("gamma", gamma, x.dim(1));
+        if (beta != null) shape("beta", beta, x.dim(1));
+        check("p4j_scale_shift_forward", Peft4j.p4j_scale_shift_forward(ctx(), x.dim(0), x.dim(1), x.segment(), gamma.segment(),
+                beta == null ? MemorySegment.NULL : beta.segment(), y.segment()));
+    }
+
+    @Override
+    public void scaleShiftBackward(Tensor x, Tensor gamma, Tensor g, Tensor dgamma, Tensor dbeta, Tensor dx, boolean accumulate) {
+        matrix("g", g);
+        long t = g.dim(0), d = g.dim(1);
+        if (dgamma != null) {
+            if (x == null) throw new IllegalArgumentException("scaleShiftBackward: dgamma needs x");
+            sameShape("g", g, "x", x);
+            shape("dgamma", dgamma, d);
+        }
+        if (dbeta != null) shape("dbeta", dbeta, d);
+        if (dx != null) {
+            if (gamma == null) throw new IllegalArgumentException("scaleShiftBackward: dx needs gamma");
+            shape("gamma", gamma, d);
+            sameShape("g", g, "dx", dx);
+        }
+        check("p4j_scale_shift_backward", Peft4j.p4j_scale_shift_backward(ctx(), t, d,
+                x == null ? MemorySegment.NULL : x.segment(), gamma == null ? MemorySegment.NULL : gamma.segment(), g.segment(),
+                dgamma == null ? MemorySegment.NULL : dgamma.segment(), dbeta == null ? MemorySegment.NULL : dbeta.segment(),
+                dx == null ? MemorySegment.NULL : dx.segment(), accumulate ? 1 : 0));
+    }
+
+    @Override
+    public void rowScale(Tensor s, Tensor x) {
+        matrix("x", x);
+        shape("s", s, x.dim(0));
+        check("p4j_row_scale", Peft4j.p4j_row_scale(ctx(), x.dim(0), x.dim(1), s.segment(), x.segment()));
     }
 
     /** The shared backend lives as long as the process; others free their context. */

@@ -24,9 +24,11 @@ public final class Linear extends Module {
     private final Map<String, Adapter> adapters = new LinkedHashMap<>();
     private final Set<String> merged = new HashSet<>();
     private Tensor unmergedWeight;   // W as it was before the first merge, while any adapter is merged
+    private Tensor unmergedBias;     // b likewise (adapters that scale or shift fold into it)
     private String activeAdapter;
     private boolean adaptersEnabled = true;
     private Tensor input;
+    private Tensor baseInput;   // what the base GEMM multiplied: input, or the adapter's transform of it
     // Wᵀ [in, out] while a caller promises frozen weights stay put (Trainer.fit): the forward GEMM
     // is then x·Wᵀ without a transposed operand, which oneDNN runs 1.1-1.6x faster at small batches.
     private boolean cacheFrozenTranspose;
@@ -75,21 +77,23 @@ public final class Linear extends Module {
             throw new IllegalArgumentException("Linear '" + path() + "' expects input [t, " + in + "], got " + x.describe());
         }
         Backend b = ctx.backend();
-        Tensor y = ctx.allocate(x.dim(0), out);
-        if (frozenWeightInUse()) {
-            frozenWeight.forward(ctx, x, y);
-        } else {
-            Tensor wt = frozenTranspose();
-            if (wt != null) b.gemm(false, false, 1f, x, wt, 0f, y);
-            else b.gemm(false, true, 1f, x, weight.value(), 0f, y);
-        }
-        if (bias != null) b.biasAdd(bias.value(), y);
         if (ctx.training() && adaptersEnabled && activeAdapter != null && merged.contains(activeAdapter)) {
             throw new IllegalStateException("adapter '" + activeAdapter + "' on '" + path() + "' is merged: unmerge before training");
         }
         Adapter a = applied();
+        Tensor xb = a == null ? x : a.transformInput(ctx, x);
+        Tensor y = ctx.allocate(x.dim(0), out);
+        if (frozenWeightInUse()) {
+            frozenWeight.forward(ctx, xb, y);
+        } else {
+            Tensor wt = frozenTranspose();
+            if (wt != null) b.gemm(false, false, 1f, xb, wt, 0f, y);
+            else b.gemm(false, true, 1f, xb, weight.value(), 0f, y);
+        }
+        if (bias != null) b.biasAdd(bias.value(), y);
         if (a != null) a.forward(ctx, x, y);
         input = x;
+        baseInput = xb;
         return y;
     }
 
@@ -97,14 +101,17 @@ public final class Linear extends Module {
     public Tensor backward(StepContext ctx, Tensor g, boolean needInputGrad) {
         if (input == null || !input.isAlive()) throw new IllegalStateException("Linear '" + path() + "': backward without forward in this step");
         Backend b = ctx.backend();
-        Tensor dx = needInputGrad ? ctx.allocate(input.dim(0), in) : null;
-        if (dx != null && frozenWeightInUse()) frozenWeight.inputGrad(ctx, g, dx);
-        else if (dx != null) b.gemm(false, false, 1f, g, weight.value(), 0f, dx);
-        if (weight.requiresGrad()) b.gemm(true, false, 1f, g, input, 1f, weight.grad());
-        if (bias != null && bias.requiresGrad()) b.colsum(g, bias.grad(), true);
         Adapter a = applied();
+        // For additive adapters gz is g and baseInput is input: the plain path, nothing extra.
+        Tensor gz = a == null ? g : a.outputGradient(ctx, g);
+        boolean inputTransformed = baseInput != input;
+        Tensor dx = needInputGrad || inputTransformed ? ctx.allocate(input.dim(0), in) : null;
+        if (dx != null && frozenWeightInUse()) frozenWeight.inputGrad(ctx, gz, dx);
+        else if (dx != null) b.gemm(false, false, 1f, gz, weight.value(), 0f, dx);
+        if (weight.requiresGrad()) b.gemm(true, false, 1f, gz, baseInput, 1f, weight.grad());
+        if (bias != null && bias.requiresGrad()) b.colsum(gz, bias.grad(), true);
         if (a != null) a.backward(ctx, input, g, dx);
-        return dx;
+        return needInputGrad ? dx : null;
     }
 
     /**
@@ -199,20 +206,28 @@ public final class Linear extends Module {
 
     public boolean isMerged(String name) { return merged.contains(name); }
 
-    /** W ← W + ΔW of the named adapter; forward then skips it. */
+    /** Folds the named adapter into W (and b): W ← W + ΔW for additive ones; forward then skips it. */
     public void merge(Backend backend, String name) {
         Adapter a = adapter(name);
         if (merged.contains(name)) throw new IllegalStateException("adapter '" + name + "' on '" + path() + "' is already merged");
-        if (merged.isEmpty() && frozenWeight != null) {
+        boolean first = merged.isEmpty();
+        if (first && frozenWeight != null) {
             weight.replaceValue(frozenWeight.dequantize(backend));   // unmerge frees it again
             System.getLogger(Linear.class.getName()).log(System.Logger.Level.WARNING, "layer '" + path()
                     + "': merging into a dequantized fp32 copy of its frozen weight; quantizing the result again is lossy");
-        } else if (merged.isEmpty()) {
+        } else if (first) {
             unmergedWeight = weight.value().copy();
         }
+        if (first && bias != null) unmergedBias = bias.value().copy();
         dropFrozenTranspose();
+        try {
+            a.merge(backend, weight.value(), bias == null ? null : bias.value());
+        } catch (RuntimeException e) {   // an adapter that cannot be merged refuses before changing W
+            if (first && frozenWeight != null) weight.value().close();   // back to the frozen weight alone
+            if (first) dropUnmergedWeight();
+            throw e;
+        }
         merged.add(name);
-        a.merge(backend, weight.value());
     }
 
     /** W ← W − ΔW: undoes {@link #merge}. */
@@ -222,17 +237,22 @@ public final class Linear extends Module {
         dropFrozenTranspose();
         if (merged.isEmpty() && frozenWeight != null) {
             weight.value().close();   // back to the frozen weight, exactly as before the merge
+            if (unmergedBias != null) bias.value().copyFrom(unmergedBias);
+            dropUnmergedWeight();
         } else if (merged.isEmpty() && unmergedWeight != null) {
             weight.value().copyFrom(unmergedWeight);   // bit-exact W0, not W0 + ΔW − ΔW
+            if (unmergedBias != null) bias.value().copyFrom(unmergedBias);
             dropUnmergedWeight();
         } else {
-            a.unmerge(backend, weight.value());
+            a.unmerge(backend, weight.value(), bias == null ? null : bias.value());
         }
     }
 
     private void dropUnmergedWeight() {
         if (unmergedWeight != null) unmergedWeight.close();
+        if (unmergedBias != null) unmergedBias.close();
         unmergedWeight = null;
+        unmergedBias = null;
     }
 
     /** Drops an adapter (and its parameters); a merged adapter stays folded into W. */

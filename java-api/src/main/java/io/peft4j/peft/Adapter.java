@@ -9,6 +9,16 @@ import java.util.List;
 /**
  * One adapter of one method on one linear layer. The layer computes its base output and asks the
  * adapter to add its delta; backward hands the adapter the layer input and output gradient.
+ *
+ * <p>Beyond adding a delta, an adapter may (all by default methods, so additive adapters implement
+ * none of them and keep the plain path): rewrite the input the base layer multiplies
+ * ({@link #transformInput}), rewrite the base output in {@link #forward} and return the gradient
+ * with respect to the base output ({@link #outputGradient}), and train some of the layer's own
+ * parameters ({@link #trainedBaseParameters}). The layer runs, per step:
+ * <pre>
+ *   x' = transformInput(x);  y = x'·Wᵀ + b;  forward(x, y)
+ *   gz = outputGradient(g);  dx' = gz·W;  ∂W += gzᵀ·x';  ∂b += Σ gz;  backward(x, g, dx')
+ * </pre>
  */
 public interface Adapter extends AutoCloseable {
 
@@ -23,14 +33,61 @@ public interface Adapter extends AutoCloseable {
      */
     List<Parameter> parameters();
 
-    /** y: [t, d_out] += delta(x), x: [t, d_in]. */
+    /**
+     * y: [t, d_out] += delta(x), x: [t, d_in]. An adapter that transforms the output instead rewrites
+     * y (which holds the base output x'·Wᵀ + b on entry) in place, keeping what its backward needs.
+     */
     void forward(StepContext ctx, Tensor x, Tensor y);
 
-    /** Accumulates this adapter's parameter gradients and, when dx is not null, dx += ∂delta/∂x·g. */
+    /**
+     * Accumulates this adapter's parameter gradients and, when dx is not null, dx += ∂delta/∂x·g.
+     * When {@link #transformInput} returned another tensor x', dx is never null and holds ∂L/∂x' on
+     * entry; the adapter turns it into ∂L/∂x in place.
+     */
     void backward(StepContext ctx, Tensor x, Tensor g, Tensor dx);
+
+    /**
+     * The input the base layer multiplies: x itself, or a tensor this adapter computed from it in
+     * the step arena (e.g. (IA)³'s x ⊙ l). Called before the base GEMM, in every forward.
+     */
+    default Tensor transformInput(StepContext ctx, Tensor x) {
+        return x;
+    }
+
+    /**
+     * ∂L/∂(base output) from g = ∂L/∂y, called before the base layer's backward; the layer's weight,
+     * bias and input gradients are computed from it. An additive adapter returns g itself; one that
+     * rewrote y in forward returns a new tensor (step arena) and may accumulate gradients here of
+     * parameters that act on the output.
+     */
+    default Tensor outputGradient(StepContext ctx, Tensor g) {
+        return g;
+    }
+
+    /**
+     * Names of the layer's own parameters ("bias") this adapter trains: they are unfrozen while it
+     * is the active adapter and are saved and loaded with its parameters.
+     */
+    default List<String> trainedBaseParameters() {
+        return List.of();
+    }
 
     /** A new self-owned [d_out, d_in] tensor with the weight change this adapter applies. */
     Tensor deltaWeight(Backend backend);
+
+    /**
+     * Folds the adapter into the layer's weight and bias (bias is null when the layer has none).
+     * The default folds deltaWeight into the weight; adapters that rescale or shift override it,
+     * and those that cannot be merged throw UnsupportedOperationException before changing anything.
+     */
+    default void merge(Backend backend, Tensor weight, Tensor bias) {
+        merge(backend, weight);
+    }
+
+    /** The exact inverse of {@link #merge(Backend, Tensor, Tensor)} up to rounding. */
+    default void unmerge(Backend backend, Tensor weight, Tensor bias) {
+        unmerge(backend, weight);
+    }
 
     /** weight += deltaWeight. */
     default void merge(Backend backend, Tensor weight) {

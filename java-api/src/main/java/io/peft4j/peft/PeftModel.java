@@ -22,12 +22,10 @@ import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.Arrays;
-import java.util.HashSet;
 import java.util.LinkedHashMap;
 import java.util.List;
 import java.util.Locale;
 import java.util.Map;
-import java.util.Set;
 import java.util.TreeMap;
 
 /**
@@ -140,7 +138,29 @@ public final class PeftModel extends Module {
                 a.parameters().forEach(p -> p.setRequiresGrad(n.equals(active) && a.trainable(p)));
                 a.sharedParameters().forEach(p -> p.setRequiresGrad(n.equals(active) && a.trainable(p)));
             });
+            // Layer parameters an adapter trains (BitFit's bias): trained only while that adapter is active.
+            l.adapters().forEach((n, a) -> trainedBase(l, a).forEach(p -> p.setRequiresGrad(false)));
+            Adapter a = active == null ? null : l.adapters().get(active);
+            if (a != null) trainedBase(l, a).forEach(p -> p.setRequiresGrad(true));
         }
+    }
+
+    /** The layer's own parameters that {@code a} trains, by {@link Adapter#trainedBaseParameters}. */
+    private static List<Parameter> trainedBase(Linear l, Adapter a) {
+        List<Parameter> out = new ArrayList<>();
+        for (String n : a.trainedBaseParameters()) {
+            Parameter p = l.localParameters().get(n);
+            if (p == null) throw new IllegalArgumentException("layer '" + l.path() + "' has no parameter '" + n + "' for adapter '" + a.adapterName() + "' to train");
+            out.add(p);
+        }
+        return out;
+    }
+
+    /** What a saved adapter holds for one layer: its own parameters, then the layer parameters it trains. */
+    private static List<Parameter> savedParameters(Linear l, Adapter a) {
+        List<Parameter> out = new ArrayList<>(a.parameters());
+        out.addAll(trainedBase(l, a));
+        return out;
     }
 
     private void requireAdapter(String name) {
@@ -181,7 +201,10 @@ public final class PeftModel extends Module {
         List<Parameter> shared = new ArrayList<>();
         for (String n : configs.keySet()) shared.addAll(sharedParameters(n).values());
         for (Linear l : allLinears()) {
-            for (String n : List.copyOf(l.adapters().keySet())) l.removeAdapter(n);
+            for (String n : List.copyOf(l.adapters().keySet())) {
+                trainedBase(l, l.adapter(n)).forEach(p -> p.setRequiresGrad(false));
+                l.removeAdapter(n);
+            }
         }
         shared.forEach(Parameter::close);
         configs.clear();
@@ -295,7 +318,7 @@ public final class PeftModel extends Module {
         requireAdapter(name);
         SafetensorsWriter w = new SafetensorsWriter();
         adaptedLayers(name).forEach((path, l) -> {
-            for (Parameter p : l.adapter(name).parameters()) {
+            for (Parameter p : savedParameters(l, l.adapter(name))) {
                 w.put(KEY_PREFIX + path + "." + p.name(), DType.F32, p.value().shape(), p.value().segment());
             }
         });
@@ -337,29 +360,33 @@ public final class PeftModel extends Module {
         AdapterConfig config = AdapterMethods.forType(t).configFromJson(json);
         try (SafetensorsFile f = SafetensorsFile.open(weights)) {
             addAdapter(name, config, 0);
-            Set<String> expected = new HashSet<>();
+            Map<String, Parameter> expected = new LinkedHashMap<>();
             try {
                 Map<String, Parameter> wanted = new LinkedHashMap<>();
                 adaptedLayers(name).forEach((path, l) -> {
-                    for (Parameter p : l.adapter(name).parameters()) wanted.put(KEY_PREFIX + path + "." + p.name(), p);
+                    for (Parameter p : savedParameters(l, l.adapter(name))) wanted.put(KEY_PREFIX + path + "." + p.name(), p);
                 });
                 sharedParameters(name).forEach((key, p) -> {
                     if (sharedSaved(name, p) || f.contains(key)) wanted.put(key, p);   // an unsaved one is read when present
                 });
                 wanted.forEach((key, p) -> {
-                    expected.add(key);
+                    expected.put(key, p);
                     if (!f.contains(key)) throw new IllegalArgumentException(weights + ": missing tensor '" + key + "'");
                     long[] shape = f.entry(key).shape();
                     if (!Arrays.equals(shape, p.value().shape())) {
                         throw new IllegalArgumentException(weights + ": tensor '" + key + "' has shape " + Arrays.toString(shape)
                                 + ", the model needs " + p.value().describe());
                     }
-                    p.value().copyFrom(ModelCheckpoint.readFiniteF32(f, key));
                 });
                 for (String key : f.names()) {
-                    if (!expected.contains(key)) throw new IllegalArgumentException(weights + ": unexpected tensor '" + key
+                    if (!expected.containsKey(key)) throw new IllegalArgumentException(weights + ": unexpected tensor '" + key
                             + "' (no adapted layer of this model has it)");
                 }
+                // Read everything before writing anything: a file that fails half way (a non-finite
+                // value) leaves the layer parameters an adapter trains (BitFit's biases) untouched.
+                Map<Parameter, float[]> values = new LinkedHashMap<>();
+                expected.forEach((key, p) -> values.put(p, ModelCheckpoint.readFiniteF32(f, key)));
+                values.forEach((p, v) -> p.value().copyFrom(v));
             } catch (RuntimeException e) {
                 deleteAdapter(name);
                 throw e;
@@ -399,6 +426,7 @@ public final class PeftModel extends Module {
         List<Parameter> shared = List.copyOf(sharedParameters(name).values());
         for (Linear l : adaptedLayers(name).values()) {
             if (l.isMerged(name)) l.unmerge(backend, name);
+            trainedBase(l, l.adapter(name)).forEach(p -> p.setRequiresGrad(false));
             l.removeAdapter(name);
         }
         shared.forEach(Parameter::close);

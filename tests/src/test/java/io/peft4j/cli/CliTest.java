@@ -255,7 +255,7 @@ class CliTest {
         Cli.Run one = Cli.run("methods", "lora");
         assertEquals(0, one.code(), one.err());
         for (String s : List.of("lora_dropout", "[0, 1)", "use_rslora", "init_lora_weights", "true | gaussian", "target_modules", "mergeable: yes",
-                "shortcut --rank", "use_dora=false")) {
+                "shortcut --rank", "use_dora", "fan_in_fan_out=false")) {
             assertTrue(one.out().contains(s), s + " in:\n" + one.out());
         }
         Cli.Run bad = Cli.run("methods", "nope");

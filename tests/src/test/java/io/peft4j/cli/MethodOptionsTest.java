@@ -92,7 +92,7 @@ class MethodOptionsTest {
             "use_rslora=maybe | 'use_rslora' = 'maybe' must be true or false",
             "init_lora_weights=pissa | 'init_lora_weights' = 'pissa' must be one of true | gaussian",
             "target_modules=fc1,,fc2 | blank name",
-            "use_dora=true | 'use_dora' = true is not implemented by peft4j (only false)"})
+            "use_dora=maybe | 'use_dora' = 'maybe' must be true or false"})
     void aBadSetValueFailsNamingTheFieldAndTheValidFields(String set, String expected) {
         IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> options(set).resolve());
         assertTrue(e.getMessage().contains(expected), e.getMessage());

@@ -6,7 +6,6 @@ import static io.peft4j.variants.TestSupport.mul;
 import static io.peft4j.variants.TestSupport.readF32;
 import static io.peft4j.variants.TestSupport.toDouble;
 import static org.junit.jupiter.api.Assertions.assertEquals;
-import static org.junit.jupiter.api.Assertions.assertThrows;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.peft4j.cli.Cli;
@@ -89,11 +88,35 @@ class PeftInteropTest {
     }
 
     @Test
-    void aDoraAdapterIsRefusedByNameUntilDoraIsImplemented() throws IOException {
+    void aDoraAdapterLoadsAsPeftSavedItAndMatchesPeftsOutputsAndMerge() throws IOException {
         Path dir = fixture("lora_r4_dora");
-        Mlp base = base(dir);
-        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> PeftModel.load(base, dir.resolve("adapter")));
-        assertTrue(e.getMessage().contains("use_dora") && e.getMessage().contains("true"), e.getMessage());
+        float[] x = readF32(dir.resolve("x.safetensors"), "x");
+        PeftModel pm = PeftModel.load(base(dir), dir.resolve("adapter"));
+        assertTrue(((io.peft4j.variants.lora.LoraConfig) pm.adapterConfigs().get(PeftModel.DEFAULT_ADAPTER)).useDora());
+        assertRelClose(readF32(dir.resolve("y_adapted.safetensors"), "y"), forward(pm, x, 5), 2e-6, "DoRA output vs PEFT's");
+        assertMergedLikePeft(dir, pm.mergeAndUnload(), 1e-6);
+    }
+
+    @Test
+    void anIa3AdapterWithAFeedforwardLayerLoadsAsPeftSavedItAndMatchesPeftsOutputsAndMerge() throws IOException {
+        Path dir = fixture("ia3");
+        float[] x = readF32(dir.resolve("x.safetensors"), "x");
+        PeftModel pm = PeftModel.load(base(dir), dir.resolve("adapter"));
+        var config = (io.peft4j.variants.ia3.Ia3Config) pm.adapterConfigs().get(PeftModel.DEFAULT_ADAPTER);
+        assertTrue(config.isFeedforward("fc2") && !config.isFeedforward("fc1") && !config.isFeedforward("fc3"));
+        assertRelClose(readF32(dir.resolve("y_adapted.safetensors"), "y"), forward(pm, x, 5), 2e-6, "(IA)³ output vs PEFT's");
+        assertMergedLikePeft(dir, pm.mergeAndUnload(), 4e-7);
+    }
+
+    /** Every weight and bias of the unloaded model against PEFT's merge_and_unload. */
+    private static void assertMergedLikePeft(Path dir, Module unloaded, double rel) throws IOException {
+        Path merged = dir.resolve("merged.safetensors");
+        for (String l : LAYERS) {
+            for (String p : List.of(".weight", ".bias")) {
+                assertRelClose(readF32(merged, l + p), unloaded.namedParameters().get(l + p).value().toFloatArray(), rel,
+                        l + p + " merged vs PEFT's merge_and_unload");
+            }
+        }
     }
 
     @Test

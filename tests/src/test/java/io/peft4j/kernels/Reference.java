@@ -7,7 +7,7 @@ package io.peft4j.kernels;
  * gradients are further checked against central differences of the forwards
  * ({@link ReferenceTest}).
  */
-final class Reference {
+public final class Reference {
     private Reference() {}
 
     // ---- GEMM ----
@@ -100,11 +100,11 @@ final class Reference {
         return dx;
     }
 
-    static double gelu(double x) {
+    public static double gelu(double x) {
         return x * normalCdf(x);
     }
 
-    static double geluGrad(double x) {
+    public static double geluGrad(double x) {
         return normalCdf(x) + x * normalPdf(x);
     }
 

@@ -20,7 +20,8 @@ public final class LoraAdapter implements Adapter {
     // Kept from forward for backward, in the step arena.
     private Tensor xUsed, h, mask;
 
-    LoraAdapter(LoraConfig config, Linear layer, String name, Backend backend, long seed) {
+    /** Public for DoRA, whose adapter is this one plus a magnitude. */
+    public LoraAdapter(LoraConfig config, Linear layer, String name, Backend backend, long seed) {
         this.config = config;
         this.name = name;
         this.seed = seed;

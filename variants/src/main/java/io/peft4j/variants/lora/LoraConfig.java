@@ -4,19 +4,23 @@ import io.peft4j.backend.Backend;
 import io.peft4j.nn.Linear;
 import io.peft4j.peft.Adapter;
 import io.peft4j.peft.AdapterConfig;
+import io.peft4j.peft.ConfigField;
 import io.peft4j.peft.ConfigValues;
 import io.peft4j.peft.TargetModules;
+import io.peft4j.variants.dora.DoraAdapter;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 
 /**
  * LoRA (Hu et al. 2021): W = W0 + s·B·A, A: [r, d_in], B: [d_out, r], s = alpha/r (alpha/√r with
  * rsLoRA). Defaults as PEFT's LoraConfig: r 8, alpha 8, dropout 0, kaiming init.
  *
- * @param init "kaiming" (A ~ kaiming-uniform a=√5, B = 0) or "gaussian" (A ~ N(0, 1/r²), B = 0)
+ * @param init    "kaiming" (A ~ kaiming-uniform a=√5, B = 0) or "gaussian" (A ~ N(0, 1/r²), B = 0)
+ * @param useDora DoRA (PEFT's use_dora): LoRA plus a per-row magnitude, see {@link DoraAdapter}
  */
-public record LoraConfig(int r, float alpha, float dropout, boolean useRsLora, String init, TargetModules targetModules)
-        implements AdapterConfig {
+public record LoraConfig(int r, float alpha, float dropout, boolean useRsLora, String init, TargetModules targetModules,
+                         boolean useDora) implements AdapterConfig {
 
     public static final String PEFT_TYPE = "LORA";
 
@@ -28,6 +32,11 @@ public record LoraConfig(int r, float alpha, float dropout, boolean useRsLora, S
             throw new IllegalArgumentException("LoRA init must be 'kaiming' or 'gaussian', got '" + init + "'");
         }
         if (targetModules == null) throw new IllegalArgumentException("LoRA needs target_modules");
+    }
+
+    /** Plain LoRA (use_dora false). */
+    public LoraConfig(int r, float alpha, float dropout, boolean useRsLora, String init, TargetModules targetModules) {
+        this(r, alpha, dropout, useRsLora, init, targetModules, false);
     }
 
     public static Builder builder() {
@@ -46,7 +55,8 @@ public record LoraConfig(int r, float alpha, float dropout, boolean useRsLora, S
 
     @Override
     public Adapter create(Linear layer, String adapterName, Backend backend, long seed) {
-        return new LoraAdapter(this, layer, adapterName, backend, seed);
+        LoraAdapter lora = new LoraAdapter(this, layer, adapterName, backend, seed);
+        return useDora ? new DoraAdapter(this, lora, layer, backend) : lora;
     }
 
     /** PEFT's adapter_config.json fields for LoRA. */
@@ -62,7 +72,7 @@ public record LoraConfig(int r, float alpha, float dropout, boolean useRsLora, S
         m.put("target_modules", targetModules.toJson());
         m.put("bias", "none");
         m.put("fan_in_fan_out", false);
-        m.put("use_dora", false);
+        m.put("use_dora", useDora);
         m.put("modules_to_save", null);
         m.put("task_type", null);
         m.put("inference_mode", true);
@@ -74,9 +84,15 @@ public record LoraConfig(int r, float alpha, float dropout, boolean useRsLora, S
 
     /** Reads adapter_config.json as PEFT writes it; settings peft4j does not implement are refused by name. */
     static LoraConfig fromJson(Map<String, Object> json) {
-        ConfigValues v = ConfigValues.read(LoraMethod.NAME, LoraMethod.FIELDS, json);
+        return fromJson(LoraMethod.NAME, LoraMethod.FIELDS, json);
+    }
+
+    /** As {@link #fromJson(Map)} against the given method's fields (DoRA's fix use_dora at true). */
+    public static LoraConfig fromJson(String method, List<ConfigField> fields, Map<String, Object> json) {
+        ConfigValues v = ConfigValues.read(method, fields, json);
         return new LoraConfig(v.getInt("r"), v.getFloat("lora_alpha"), v.getFloat("lora_dropout"), v.getBool("use_rslora"),
-                Boolean.TRUE.equals(v.get("init_lora_weights")) ? "kaiming" : "gaussian", v.getTargets("target_modules"));
+                Boolean.TRUE.equals(v.get("init_lora_weights")) ? "kaiming" : "gaussian", v.getTargets("target_modules"),
+                v.getBool("use_dora"));
     }
 
     public static final class Builder {
@@ -86,17 +102,19 @@ public record LoraConfig(int r, float alpha, float dropout, boolean useRsLora, S
         private boolean useRsLora;
         private String init = "kaiming";
         private TargetModules targetModules;
+        private boolean useDora;
 
         public Builder r(int v) { r = v; return this; }
         public Builder alpha(float v) { alpha = v; return this; }
         public Builder dropout(float v) { dropout = v; return this; }
         public Builder useRsLora(boolean v) { useRsLora = v; return this; }
         public Builder init(String v) { init = v; return this; }
+        public Builder useDora(boolean v) { useDora = v; return this; }
         public Builder targetModules(TargetModules v) { targetModules = v; return this; }
         public Builder targetModules(String... names) { targetModules = TargetModules.names(names); return this; }
 
         public LoraConfig build() {
-            return new LoraConfig(r, alpha, dropout, useRsLora, init, targetModules);
+            return new LoraConfig(r, alpha, dropout, useRsLora, init, targetModules, useDora);
         }
     }
 }

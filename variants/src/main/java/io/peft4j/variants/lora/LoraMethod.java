@@ -11,7 +11,12 @@ public final class LoraMethod implements AdapterMethod {
     static final String NAME = "lora";
 
     /** PEFT's LoraConfig fields: the implemented ones, then those accepted only at PEFT's default. */
-    static final List<ConfigField> FIELDS = List.of(
+    static final List<ConfigField> FIELDS = fields(ConfigField.bool("use_dora", false,
+            "DoRA: also train a per-output-row magnitude (as method dora)"));
+
+    /** LoRA's fields with the given use_dora field (DoRA registers them with use_dora fixed at true). */
+    public static List<ConfigField> fields(ConfigField useDora) {
+        return List.of(
             ConfigField.integer("r", 8, 1, 65536, "rank of the update B·A").shortcut("rank"),
             ConfigField.real("lora_alpha", 8, 0, false, Float.MAX_VALUE, true, "scale numerator: ΔW = (alpha/r)·B·A").shortcut("alpha"),
             ConfigField.real("lora_dropout", 0, 0, true, 1, false, "dropout on the adapter's input while training").shortcut("dropout"),
@@ -22,7 +27,7 @@ public final class LoraMethod implements AdapterMethod {
                     "layers to adapt: names (suffix match), all-linear, or a quoted regex").shortcut("targets"),
             ConfigField.fixed("bias", "none", "bias training (only none)"),
             ConfigField.fixed("fan_in_fan_out", false, "transposed (Conv1D) weights"),
-            ConfigField.fixed("use_dora", false, "DoRA (a method of its own)"),
+            useDora,
             ConfigField.fixed("lora_bias", false, "a bias on lora_B"),
             ConfigField.fixed("use_qalora", false, "QA-LoRA"),
             ConfigField.ignored("qalora_group_size", "QA-LoRA group size (unused without use_qalora)"),
@@ -48,6 +53,7 @@ public final class LoraMethod implements AdapterMethod {
             ConfigField.fixed("monteclora_config", null, "MonteCLoRA"),
             ConfigField.fixed("velora_config", null, "VeLoRA"),
             ConfigField.fixed("ensure_weight_tying", false, "tied embedding weights"));
+    }
 
     @Override public String name() { return NAME; }
     @Override public String peftType() { return LoraConfig.PEFT_TYPE; }
