@@ -21,5 +21,8 @@ public interface PromptHost {
     /** The prompt forward inserts, or null for none. */
     void setActivePrompt(String name);
 
+    /** The name of the prompt forward inserts, or null. */
+    String activePrompt();
+
     Map<String, Parameter> prompts();
 }

@@ -203,6 +203,9 @@ public final class VisionTransformer extends Module implements PromptHost {
     }
 
     @Override
+    public String activePrompt() { return activePrompt; }
+
+    @Override
     public Map<String, Parameter> prompts() { return Collections.unmodifiableMap(prompts); }
 
     /** Own parameters, then each prompt as PEFT names it in a live model. */

@@ -45,6 +45,9 @@ public final class PeftModel extends Module {
     private final Module base;
     private final Backend backend;
     private final Map<String, AdapterConfig> configs = new LinkedHashMap<>();
+    // Adapters of whole-model methods (prompt tuning), by adapter name; the others live on Linear layers.
+    private final Map<String, ModelAdapter> modelAdapters = new LinkedHashMap<>();
+    private boolean adaptersEnabled = true;
     private String active;
 
     private PeftModel(Module base, Backend backend) {
@@ -108,6 +111,12 @@ public final class PeftModel extends Module {
     public void addAdapter(String name, AdapterConfig config, long seed) {
         if (configs.containsKey(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
         if (name.isBlank() || name.contains(".") || name.contains("/")) throw new IllegalArgumentException("bad adapter name '" + name + "'");
+        if (config instanceof ModelAdapterConfig mc) {
+            modelAdapters.put(name, mc.attach(base, name, backend, seed));
+            configs.put(name, config);
+            setActiveAdapter(active == null ? name : active);
+            return;
+        }
         List<Linear> targets = new ArrayList<>();
         base.namedModules().forEach((path, m) -> {
             if (m instanceof Linear l && !path.isEmpty() && config.targetModules().matches(path)) targets.add(l);
@@ -138,6 +147,10 @@ public final class PeftModel extends Module {
         for (Linear l : allLinears()) {
             l.adapters().forEach((n, a) -> a.parameters().forEach(p -> p.setRequiresGrad(n.equals(active))));
         }
+        modelAdapters.forEach((n, a) -> {
+            a.parameters().values().forEach(p -> p.setRequiresGrad(n.equals(active)));
+            a.setApplied(adaptersEnabled && n.equals(active));
+        });
     }
 
     private void requireAdapter(String name) {
@@ -150,6 +163,9 @@ public final class PeftModel extends Module {
 
     /** Folds the active adapter into the base weights: W ← W + ΔW. */
     public void merge() {
+        if (modelAdapters.containsKey(requireActive())) {
+            throw new IllegalStateException(configs.get(active).peftType() + " adapter '" + active + "' adds to the model's input and cannot be merged into its weights");
+        }
         for (Linear l : adaptedLayers(requireActive()).values()) {
             if (!l.isMerged(active)) l.merge(backend, active);
         }
@@ -173,6 +189,8 @@ public final class PeftModel extends Module {
         for (Linear l : allLinears()) {
             for (String n : List.copyOf(l.adapters().keySet())) l.removeAdapter(n);
         }
+        modelAdapters.values().forEach(ModelAdapter::close);
+        modelAdapters.clear();
         configs.clear();
         active = null;
         return base;
@@ -182,10 +200,14 @@ public final class PeftModel extends Module {
     public void disableAdapters() {
         if (active != null) unmerge();
         for (Linear l : allLinears()) l.setAdaptersEnabled(false);
+        adaptersEnabled = false;
+        freezeInactive();
     }
 
     public void enableAdapters() {
         for (Linear l : allLinears()) l.setAdaptersEnabled(true);
+        adaptersEnabled = true;
+        freezeInactive();
     }
 
     /** "trainable params: N || all params: M || trainable%: P", as PEFT prints it. */
@@ -220,6 +242,8 @@ public final class PeftModel extends Module {
 
     @Override
     public void close() {
+        modelAdapters.values().forEach(ModelAdapter::close);
+        modelAdapters.clear();
         base.close();
     }
 
@@ -258,6 +282,9 @@ public final class PeftModel extends Module {
                 w.put(KEY_PREFIX + path + "." + p.name(), DType.F32, p.value().shape(), p.value().segment());
             }
         });
+        if (modelAdapters.containsKey(name)) {
+            modelAdapters.get(name).parameters().forEach((key, p) -> w.put(key, DType.F32, p.value().shape(), p.value().segment()));
+        }
         w.metadata(metadata);
         w.metadata(Map.of("format", "pt"));
         Map<String, Object> json = new TreeMap<>(configs.get(name).toJson());
@@ -308,6 +335,17 @@ public final class PeftModel extends Module {
                         p.value().copyFrom(ModelCheckpoint.readFiniteF32(f, key));
                     }
                 });
+                if (modelAdapters.containsKey(name)) {
+                    modelAdapters.get(name).parameters().forEach((key, p) -> {
+                        expected.add(key);
+                        if (!f.contains(key)) throw new IllegalArgumentException(weights + ": missing tensor '" + key + "'");
+                        if (!Arrays.equals(f.entry(key).shape(), p.value().shape())) {
+                            throw new IllegalArgumentException(weights + ": tensor '" + key + "' has shape " + Arrays.toString(f.entry(key).shape())
+                                    + ", the model needs " + p.value().describe());
+                        }
+                        p.value().copyFrom(ModelCheckpoint.readFiniteF32(f, key));
+                    });
+                }
                 for (String key : f.names()) {
                     if (!expected.contains(key)) throw new IllegalArgumentException(weights + ": unexpected tensor '" + key
                             + "' (no adapted layer of this model has it)");
@@ -352,6 +390,8 @@ public final class PeftModel extends Module {
             if (l.isMerged(name)) l.unmerge(backend, name);
             l.removeAdapter(name);
         }
+        ModelAdapter ma = modelAdapters.remove(name);
+        if (ma != null) ma.close();
         configs.remove(name);
         if (name.equals(active)) {
             active = null;
