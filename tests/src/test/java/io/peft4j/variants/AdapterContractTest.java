@@ -100,7 +100,11 @@ class AdapterContractTest {
                 lora("LoRA dropout=0.1 r=8 alpha=16, Mlp, all-linear", 8, 16, false, 0.1f, "kaiming",
                         TestSupport::mlp, TargetModules.allLinear()),
                 lora("LoRA r=3 alpha=5 (odd), nested, regex", 3, 5, false, 0f, "kaiming",
-                        TestSupport::nested, TargetModules.regex("embed|layers\\.\\d+\\.(q|o)")));
+                        TestSupport::nested, TargetModules.regex("embed|layers\\.\\d+\\.(q|o)")),
+                lora("LoRA r=8 alpha=16, ViT, [attn.q, attn.k]", 8, 16, false, 0f, "kaiming",
+                        VitModels::contractModel, TargetModules.names("attn.q", "attn.k")),
+                lora("LoRA r=3 alpha=5, ViT, regex on q, k, v, o and mlp.fc1", 3, 5, false, 0f, "gaussian",
+                        VitModels::contractModel, TargetModules.regex("vit\\.blocks\\.\\d+\\.(attn\\.[qkvo]|mlp\\.fc1)")));
     }
 
     static Stream<VariantCase> deterministicVariants() {
