@@ -1,5 +1,7 @@
 package io.peft4j.kernels;
 
+import java.util.Map;
+
 /**
  * Float64 references for the transformer kernels (attention, LayerNorm), written straight from
  * the formulas; {@link AttentionTest} and {@link LayerNormTest} check their gradients against
@@ -122,6 +124,44 @@ public final class TransformerReference {
             }
         }
         return new double[][] {dx, dw, db};
+    }
+
+    /** x·wᵀ + b: x [t, in], w [out, in], b [out]. */
+    public static double[] linear(double[] x, int t, int in, int out, double[] w, double[] b) {
+        double[] y = new double[t * out];
+        for (int i = 0; i < t; i++) {
+            for (int o = 0; o < out; o++) {
+                double s = b[o];
+                for (int c = 0; c < in; c++) s += x[i * in + c] * w[o * in + c];
+                y[i * out + o] = s;
+            }
+        }
+        return y;
+    }
+
+    /**
+     * A pre-norm transformer block over b sequences of t tokens: h = x + o(attn(q, k, v of norm1(x)));
+     * y = h + fc2(gelu(fc1(norm2(h)))). p holds the block's parameters by their names in the block
+     * ("norm1.weight", "attn.q.weight", "mlp.fc1.bias", ...); LayerNorm eps as given.
+     */
+    public static double[] block(Map<String, double[]> p, double[] x, int b, int t, int width, int heads, int mlp, double eps) {
+        int n = b * t;
+        double[] n1 = layerNorm(n, width, eps, x, p.get("norm1.weight"), p.get("norm1.bias"));
+        double[] q = linear(n1, n, width, width, p.get("attn.q.weight"), p.get("attn.q.bias"));
+        double[] k = linear(n1, n, width, width, p.get("attn.k.weight"), p.get("attn.k.bias"));
+        double[] v = linear(n1, n, width, width, p.get("attn.v.weight"), p.get("attn.v.bias"));
+        int dh = width / heads;
+        double[] a = attention(b, t, heads, dh, 1 / Math.sqrt(dh), false, q, k, v)[0];
+        double[] o = linear(a, n, width, width, p.get("attn.o.weight"), p.get("attn.o.bias"));
+        double[] h = new double[n * width];
+        for (int i = 0; i < h.length; i++) h[i] = x[i] + o[i];
+        double[] n2 = layerNorm(n, width, eps, h, p.get("norm2.weight"), p.get("norm2.bias"));
+        double[] f1 = linear(n2, n, width, mlp, p.get("mlp.fc1.weight"), p.get("mlp.fc1.bias"));
+        double[] act = Reference.gelu(f1);
+        double[] f2 = linear(act, n, mlp, width, p.get("mlp.fc2.weight"), p.get("mlp.fc2.bias"));
+        double[] y = new double[n * width];
+        for (int i = 0; i < y.length; i++) y[i] = h[i] + f2[i];
+        return y;
     }
 
     /** Σ g ⊙ f. */
