@@ -398,6 +398,8 @@ public final class BenchRunner {
         Figure fma = Figure.MISSING, copy = Figure.MISSING, sgemm = Figure.MISSING, base = Figure.MISSING,
                 baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING, copyJdk = Figure.MISSING;
         Map<Integer, Figure> lora = new java.util.TreeMap<>(), adapter = new java.util.TreeMap<>();
+        Map<String, Figure> attention = new java.util.TreeMap<>();
+        Figure layerNorm = Figure.MISSING;
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -423,6 +425,12 @@ public final class BenchRunner {
                 case "LowRankBench.loraFwdBwd" -> lora.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "LowRankBench.adapterFwdBwd" -> adapter.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "AdamwBench.adamw" -> adamw = Figure.rate(p, 7.0 * 4 * AdamwBench.N);
+                case "TransformerBench.attentionFwdBwd" -> {
+                    String shape = rr.getParams().getParam("shape");
+                    attention.put(shape, Figure.rate(p, TransformerBench.Attention.flops(shape)));
+                }
+                case "TransformerBench.layerNormFwdBwd" -> layerNorm = Figure.rate(p,
+                        TransformerBench.LN_BYTES_PER_ELEMENT * TransformerBench.LN_T * TransformerBench.LN_D);
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -479,6 +487,15 @@ public final class BenchRunner {
         if (adamw.present()) {
             double q = ratio(adamw, copy);
             rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)).withLoad(load.get("AdamwBench.adamw")));
+        }
+        String sgemmC = sgemm.present() ? "sgemm " + fmt(sgemm.value()) + " GFLOP/s" : "sgemm n/a";
+        for (Map.Entry<String, Figure> e : attention.entrySet()) {
+            rows.add(new Row("attention fwd+bwd fused, b x t x heads x dh = " + e.getKey(), e.getValue(), "GFLOP/s", sgemmC,
+                    ratio(e.getValue(), sgemm), "").withLoad(load.get("TransformerBench.attentionFwdBwd shape=" + e.getKey())));
+        }
+        if (layerNorm.present()) {
+            rows.add(new Row("LayerNorm fwd+bwd, 65536 x 64 (28 B/elem)", layerNorm, "GB/s", copyC, ratio(layerNorm, copy), "")
+                    .withLoad(load.get("TransformerBench.layerNormFwdBwd")));
         }
         return new Table(rows);
     }
