@@ -14,11 +14,37 @@ namespace {
 constexpr int64_t kKeyBlock = 64;        // scores held on the stack at a time
 constexpr int64_t kMaxHeadDim = 256;     // accumulators held on the stack
 constexpr int64_t kGrainAttention = 16384;  // multiply-adds per thread below which fewer threads run
+// A pair whose k (and v) fit in this many floats is first copied transposed, [head_dim, t], onto the
+// stack: the dot products of one query with a block of keys then run along the keys, contiguous
+// and vectorised, instead of one horizontal sum per key. Larger pairs read k and v in place.
+constexpr int64_t kMaxCached = 16384;
 
 P4J_INLINE float dot(const float* __restrict a, const float* __restrict b, int64_t n) {
   float s = 0.0f;
   for (int64_t i = 0; i < n; ++i) s += a[i] * b[i];
   return s;
+}
+
+// rows: [t, head_dim] with row stride ld -> out: [head_dim, t].
+P4J_INLINE void transpose_head(int64_t t, int64_t dh, int64_t ld, const float* __restrict rows, float* __restrict out) {
+  for (int64_t j = 0; j < t; ++j)
+    for (int64_t c = 0; c < dh; ++c) out[c * t + j] = rows[j * ld + c];
+}
+
+// out[jj] = x·row(j0 + jj) for jj < nb: from the transposed copy xT [dh, t] when given, else from the
+// rows themselves (stride ld).
+P4J_INLINE void block_dots(const float* __restrict x, const float* __restrict xT, const float* __restrict rows, int64_t t,
+                           int64_t dh, int64_t ld, int64_t j0, int64_t nb, float* __restrict out) {
+  if (xT != nullptr) {
+    for (int64_t jj = 0; jj < nb; ++jj) out[jj] = 0.0f;
+    for (int64_t c = 0; c < dh; ++c) {
+      const float xc = x[c];
+      const float* col = xT + c * t + j0;
+      for (int64_t jj = 0; jj < nb; ++jj) out[jj] += xc * col[jj];
+    }
+  } else {
+    for (int64_t jj = 0; jj < nb; ++jj) out[jj] = dot(x, rows + (j0 + jj) * ld, dh);
+  }
 }
 
 // One (sequence, head): q, k, v, out point at its first row's head columns; ld is the row stride
@@ -27,6 +53,9 @@ P4J_INLINE void attn_fwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
                               const float* k, const float* v, float* out, float* lse) {
   float s[kKeyBlock];
   float acc[kMaxHeadDim];
+  float kT[kMaxCached];
+  const bool cached = t * dh <= kMaxCached;  // true: demo shapes, AttentionTest t <= 130; false: AttentionTest 300 x 64
+  if (cached) transpose_head(t, dh, ld, k, kT);
   for (int64_t i = 0; i < t; ++i) {
     const float* qi = q + i * ld;
     const int64_t keys = causal != 0 ? i + 1 : t;
@@ -34,9 +63,10 @@ P4J_INLINE void attn_fwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
     for (int64_t c = 0; c < dh; ++c) acc[c] = 0.0f;
     for (int64_t j0 = 0; j0 < keys; j0 += kKeyBlock) {
       const int64_t nb = keys - j0 < kKeyBlock ? keys - j0 : kKeyBlock;
+      block_dots(qi, cached ? kT : nullptr, k, t, dh, ld, j0, nb, s);
       float bm = -__builtin_huge_valf();
       for (int64_t jj = 0; jj < nb; ++jj) {
-        s[jj] = scale * dot(qi, k + (j0 + jj) * ld, dh);
+        s[jj] *= scale;
         bm = s[jj] > bm ? s[jj] : bm;
       }
       const float mn = bm > m ? bm : m;
@@ -44,9 +74,14 @@ P4J_INLINE void attn_fwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
       const float corr = exp_f(m - mn);
       l *= corr;
       for (int64_t c = 0; c < dh; ++c) acc[c] *= corr;
+      float bl = 0.0f;
       for (int64_t jj = 0; jj < nb; ++jj) {
-        const float p = exp_f(s[jj] - mn);
-        l += p;
+        s[jj] = exp_f(s[jj] - mn);
+        bl += s[jj];
+      }
+      l += bl;
+      for (int64_t jj = 0; jj < nb; ++jj) {
+        const float p = s[jj];
         const float* vj = v + (j0 + jj) * ld;
         for (int64_t c = 0; c < dh; ++c) acc[c] += p * vj[c];
       }
@@ -70,6 +105,12 @@ P4J_INLINE void attn_bwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
                               float* dq, float* dk, float* dv) {
   float p[kKeyBlock], ds[kKeyBlock];
   float acc[kMaxHeadDim];
+  float kT[kMaxCached], vT[kMaxCached];
+  const bool cached = t * dh <= kMaxCached;  // both sides: as in attn_fwd_body
+  if (cached) {
+    transpose_head(t, dh, ld, k, kT);
+    transpose_head(t, dh, ld, v, vT);
+  }
   for (int64_t j = 0; j < t; ++j) {
     for (int64_t c = 0; c < dh; ++c) dk[j * ld + c] = 0.0f;
     for (int64_t c = 0; c < dh; ++c) dv[j * ld + c] = 0.0f;
@@ -78,14 +119,16 @@ P4J_INLINE void attn_bwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
     const float* qi = q + i * ld;
     const float* gi = dout + i * ld;
     const float di = dot(gi, out + i * ld, dh);
+    const float li = lse[i];
     const int64_t keys = causal != 0 ? i + 1 : t;
     for (int64_t c = 0; c < dh; ++c) acc[c] = 0.0f;
     for (int64_t j0 = 0; j0 < keys; j0 += kKeyBlock) {
       const int64_t nb = keys - j0 < kKeyBlock ? keys - j0 : kKeyBlock;
+      block_dots(qi, cached ? kT : nullptr, k, t, dh, ld, j0, nb, p);
+      block_dots(gi, cached ? vT : nullptr, v, t, dh, ld, j0, nb, ds);
       for (int64_t jj = 0; jj < nb; ++jj) {
-        const int64_t j = j0 + jj;
-        p[jj] = exp_f(scale * dot(qi, k + j * ld, dh) - lse[i]);
-        ds[jj] = p[jj] * (dot(gi, v + j * ld, dh) - di);
+        p[jj] = exp_f(scale * p[jj] - li);
+        ds[jj] = p[jj] * (ds[jj] - di);
       }
       for (int64_t jj = 0; jj < nb; ++jj) {
         const int64_t j = j0 + jj;

@@ -12,6 +12,7 @@ import io.peft4j.io.SafetensorsWriter;
 import io.peft4j.nn.Mlp;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.StepContext;
+import io.peft4j.nn.VisionTransformer;
 import io.peft4j.peft.AdapterMethod;
 import io.peft4j.peft.AdapterMethods;
 import io.peft4j.peft.ConfigField;
@@ -432,6 +433,7 @@ public final class Main implements Runnable {
             meta.put("format", "pt");
             meta.put("merged_adapter", adapter.toString());
             meta.putAll(base.metadata());
+            if (merged instanceof VisionTransformer vit) meta.putAll(vit.metadata());   // its sizes, so --model vit --base reads it
             ModelCheckpoint.save(merged, out, meta);
             w.out.println("merged model saved to " + out);
             return 0;
