@@ -221,6 +221,48 @@ int32_t p4j_scale_shift_backward(p4j_ctx* ctx, int64_t t, int64_t d, const float
                                  const float* g, float* dgamma, float* dbeta, float* dx, int32_t accumulate);
 /* x: [t, d]; s: [t]; x_i *= s_i for every row i */
 int32_t p4j_row_scale(p4j_ctx* ctx, int64_t t, int64_t d, const float* s, float* x);
+/* ---- attention (attention.cpp) ----
+ * Multi-head scaled dot-product attention over b sequences of t tokens, fused per (sequence, head):
+ * out_i = Σ_j softmax_j(scale·q_i·k_j)·v_j, with j <= i only when causal != 0. Head h is columns
+ * [h·head_dim, (h+1)·head_dim) of every row; head_dim <= 256.
+ * q, k, v, out: [b·t, heads·head_dim]; lse: [b, heads, t] = log Σ_j exp(scale·q_i·k_j) of each row
+ * (written by forward, read by backward, which recomputes the probabilities from it). */
+int32_t p4j_attention_forward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale,
+                              int32_t causal, const float* q, const float* k, const float* v, float* out, float* lse);
+/* dout, dq, dk, dv: [b·t, heads·head_dim]; dq, dk, dv are overwritten; the other arguments as forward
+ * (out and lse are forward's outputs). */
+int32_t p4j_attention_backward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale,
+                               int32_t causal, const float* q, const float* k, const float* v, const float* out,
+                               const float* lse, const float* dout, float* dq, float* dk, float* dv);
+
+/* ---- layernorm (layernorm.cpp) ----
+ * y = (x − mean)·rstd·w + b per row, rstd = 1/sqrt(biased variance + eps), as torch.nn.LayerNorm.
+ * x, y: [t, d]; w: [d]; b: [d] (may be null: no shift); mean, rstd: [t] (out, kept for backward). */
+int32_t p4j_layernorm_forward(p4j_ctx* ctx, int64_t t, int64_t d, float eps, const float* x, const float* w,
+                              const float* b, float* y, float* mean, float* rstd);
+/* x̂ = (x − mean)·rstd, ĝ = g·w: dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)) (overwritten);
+ * dw += Σ_rows g·x̂; db += Σ_rows g. x, g, dx: [t, d]; w, dw, db: [d]; mean, rstd: [t] from forward.
+ * dx, dw and db may each be null (not wanted). */
+int32_t p4j_layernorm_backward(p4j_ctx* ctx, int64_t t, int64_t d, const float* x, const float* w, const float* mean,
+                               const float* rstd, const float* g, float* dx, float* dw, float* db);
+
+/* ---- tokens (tokens.cpp) ---- */
+/* Images cut into p×p patches, row-major over the patch grid, each patch's pixels row-major.
+ * x: [b, h·w]; out: [b·(h/p)·(w/p), p·p]; h and w multiples of p. */
+int32_t p4j_patchify(p4j_ctx* ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float* x, float* out);
+/* The same n rows inserted into each of b sequences before its row at (0 <= at <= t).
+ * x: [b·t, d]; rows: [n, d]; out: [b·(t + n), d]. */
+int32_t p4j_tokens_insert(p4j_ctx* ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float* x,
+                          const float* rows, float* out);
+/* Backward of p4j_tokens_insert: g: [b·(t + n), d]; dx: [b·t, d] = g without the inserted rows;
+ * drows: [n, d] += the inserted rows of g summed over sequences. dx and drows may be null. */
+int32_t p4j_tokens_insert_backward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d,
+                                   const float* g, float* dx, float* drows);
+/* out: [b, d] = row index (0 <= index < t) of each sequence of x: [b·t, d] (the class token). */
+int32_t p4j_tokens_gather(p4j_ctx* ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float* x, float* out);
+/* dx: [b·t, d] = g: [b, d] in row index of each sequence, 0 elsewhere (overwritten). */
+int32_t p4j_tokens_gather_backward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float* g,
+                                   float* dx);
 
 /* ---- ceilings for benchmarks (abi.cpp) ----
  * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;

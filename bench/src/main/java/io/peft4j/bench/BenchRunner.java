@@ -404,6 +404,8 @@ public final class BenchRunner {
         Map<String, Figure> nf4 = new java.util.HashMap<>();   // Nf4Bench method -> ms
         Map<Integer, Figure> loraLayer = new java.util.TreeMap<>(), doraLayer = new java.util.TreeMap<>();
         Figure rowNorms = Figure.MISSING;
+        Map<String, Figure> attention = new java.util.TreeMap<>();
+        Figure layerNorm = Figure.MISSING;
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -441,6 +443,12 @@ public final class BenchRunner {
                 case "ScalingBench.loraLayerFwdBwd" -> loraLayer.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "ScalingBench.doraLayerFwdBwd" -> doraLayer.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "ScalingBench.rowNorms" -> rowNorms = Figure.rate(p, 4.0 * ScalingBench.NORM_ROWS * ScalingBench.NORM_COLS);
+                case "TransformerBench.attentionFwdBwd" -> {
+                    String shape = rr.getParams().getParam("shape");
+                    attention.put(shape, Figure.rate(p, TransformerBench.Attention.flops(shape)));
+                }
+                case "TransformerBench.layerNormFwdBwd" -> layerNorm = Figure.rate(p,
+                        TransformerBench.LN_BYTES_PER_ELEMENT * TransformerBench.LN_T * TransformerBench.LN_D);
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -550,6 +558,15 @@ public final class BenchRunner {
                     ratio(e.getValue(), loraStep), "").withLoad(load.get("RankAdaptiveBench.methodSteps method=" + e.getKey())));
         }
         nf4Rows(rows, nf4, copy, baseMs, load);
+        String sgemmC = sgemm.present() ? "sgemm " + fmt(sgemm.value()) + " GFLOP/s" : "sgemm n/a";
+        for (Map.Entry<String, Figure> e : attention.entrySet()) {
+            rows.add(new Row("attention fwd+bwd fused, b x t x heads x dh = " + e.getKey(), e.getValue(), "GFLOP/s", sgemmC,
+                    ratio(e.getValue(), sgemm), "").withLoad(load.get("TransformerBench.attentionFwdBwd shape=" + e.getKey())));
+        }
+        if (layerNorm.present()) {
+            rows.add(new Row("LayerNorm fwd+bwd, 65536 x 64 (28 B/elem)", layerNorm, "GB/s", copyC, ratio(layerNorm, copy), "")
+                    .withLoad(load.get("TransformerBench.layerNormFwdBwd")));
+        }
         return new Table(rows);
     }
 

@@ -2228,6 +2228,7 @@ public class Peft4j extends Peft4j$shared {
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_tables");
     private static class p4j_row_norms {
+    private static class p4j_attention_forward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2683,6 +2684,18 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_workspace");
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_attention_forward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2695,6 +2708,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_nf4_workspace$descriptor() {
         return p4j_nf4_workspace.DESC;
+     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
+     * }
+     */
+    public static FunctionDescriptor p4j_attention_forward$descriptor() {
+        return p4j_attention_forward.DESC;
     }
 
     /**
@@ -2705,6 +2723,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_nf4_workspace$handle() {
         return p4j_nf4_workspace.HANDLE;
+     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
+     * }
+     */
+    public static MethodHandle p4j_attention_forward$handle() {
+        return p4j_attention_forward.HANDLE;
     }
 
     /**
@@ -2715,6 +2738,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_nf4_workspace$address() {
         return p4j_nf4_workspace.ADDR;
+     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
+     * }
+     */
+    public static MemorySegment p4j_attention_forward$address() {
+        return p4j_attention_forward.ADDR;
     }
 
     /**
@@ -2729,6 +2757,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_nf4_workspace", t, d_in, d_out, floats);
             }
             return (int)mh$.invokeExact(t, d_in, d_out, floats);
+     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
+     * }
+     */
+    public static int p4j_attention_forward(MemorySegment ctx, long b, long t, long heads, long head_dim, float scale, int causal, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse) {
+        var mh$ = p4j_attention_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_attention_forward", ctx, b, t, heads, head_dim, scale, causal, q, k, v, out, lse);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, heads, head_dim, scale, causal, q, k, v, out, lse);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2737,12 +2775,85 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_nf4_matmul {
+    private static class p4j_attention_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
             Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_attention_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
+     * }
+     */
+    public static FunctionDescriptor p4j_attention_backward$descriptor() {
+        return p4j_attention_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
+     * }
+     */
+    public static MethodHandle p4j_attention_backward$handle() {
+        return p4j_attention_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
+     * }
+     */
+    public static MemorySegment p4j_attention_backward$address() {
+        return p4j_attention_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
+     * }
+     */
+    public static int p4j_attention_backward(MemorySegment ctx, long b, long t, long heads, long head_dim, float scale, int causal, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment dout, MemorySegment dq, MemorySegment dk, MemorySegment dv) {
+        var mh$ = p4j_attention_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_attention_backward", ctx, b, t, heads, head_dim, scale, causal, q, k, v, out, lse, dout, dq, dk, dv);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, heads, head_dim, scale, causal, q, k, v, out, lse, dout, dq, dk, dv);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_layernorm_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
             Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_FLOAT,
@@ -2763,6 +2874,10 @@ public class Peft4j extends Peft4j$shared {
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_forward");
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul");
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_layernorm_forward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2775,6 +2890,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_nf4_matmul$descriptor() {
         return p4j_nf4_matmul.DESC;
+     * int32_t p4j_layernorm_forward(p4j_ctx *ctx, int64_t t, int64_t d, float eps, const float *x, const float *w, const float *b, float *y, float *mean, float *rstd)
+     * }
+     */
+    public static FunctionDescriptor p4j_layernorm_forward$descriptor() {
+        return p4j_layernorm_forward.DESC;
     }
 
     /**
@@ -2785,6 +2905,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_nf4_matmul$handle() {
         return p4j_nf4_matmul.HANDLE;
+     * int32_t p4j_layernorm_forward(p4j_ctx *ctx, int64_t t, int64_t d, float eps, const float *x, const float *w, const float *b, float *y, float *mean, float *rstd)
+     * }
+     */
+    public static MethodHandle p4j_layernorm_forward$handle() {
+        return p4j_layernorm_forward.HANDLE;
     }
 
     /**
@@ -2795,6 +2920,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_nf4_matmul$address() {
         return p4j_nf4_matmul.ADDR;
+     * int32_t p4j_layernorm_forward(p4j_ctx *ctx, int64_t t, int64_t d, float eps, const float *x, const float *w, const float *b, float *y, float *mean, float *rstd)
+     * }
+     */
+    public static MemorySegment p4j_layernorm_forward$address() {
+        return p4j_layernorm_forward.ADDR;
     }
 
     /**
@@ -2809,6 +2939,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_nf4_matmul", ctx, t, d_in, d_out, blocksize, x, packed, absmax, workspace, y);
             }
             return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, x, packed, absmax, workspace, y);
+     * int32_t p4j_layernorm_forward(p4j_ctx *ctx, int64_t t, int64_t d, float eps, const float *x, const float *w, const float *b, float *y, float *mean, float *rstd)
+     * }
+     */
+    public static int p4j_layernorm_forward(MemorySegment ctx, long t, long d, float eps, MemorySegment x, MemorySegment w, MemorySegment b, MemorySegment y, MemorySegment mean, MemorySegment rstd) {
+        var mh$ = p4j_layernorm_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_layernorm_forward", ctx, t, d, eps, x, w, b, y, mean, rstd);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, eps, x, w, b, y, mean, rstd);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2817,6 +2957,77 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_nf4_matmul_dx {
+    private static class p4j_layernorm_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_layernorm_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_layernorm_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *w, const float *mean, const float *rstd, const float *g, float *dx, float *dw, float *db)
+     * }
+     */
+    public static FunctionDescriptor p4j_layernorm_backward$descriptor() {
+        return p4j_layernorm_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_layernorm_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *w, const float *mean, const float *rstd, const float *g, float *dx, float *dw, float *db)
+     * }
+     */
+    public static MethodHandle p4j_layernorm_backward$handle() {
+        return p4j_layernorm_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_layernorm_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *w, const float *mean, const float *rstd, const float *g, float *dx, float *dw, float *db)
+     * }
+     */
+    public static MemorySegment p4j_layernorm_backward$address() {
+        return p4j_layernorm_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_layernorm_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *w, const float *mean, const float *rstd, const float *g, float *dx, float *dw, float *db)
+     * }
+     */
+    public static int p4j_layernorm_backward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment w, MemorySegment mean, MemorySegment rstd, MemorySegment g, MemorySegment dx, MemorySegment dw, MemorySegment db) {
+        var mh$ = p4j_layernorm_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_layernorm_backward", ctx, t, d, x, w, mean, rstd, g, dx, dw, db);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, w, mean, rstd, g, dx, dw, db);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_patchify {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2832,6 +3043,10 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul_dx");
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_patchify");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2854,6 +3069,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_nf4_matmul_dx$descriptor() {
         return p4j_nf4_matmul_dx.DESC;
+     * int32_t p4j_patchify(p4j_ctx *ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float *x, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_patchify$descriptor() {
+        return p4j_patchify.DESC;
     }
 
     /**
@@ -2874,6 +3094,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_nf4_matmul_dx$handle() {
         return p4j_nf4_matmul_dx.HANDLE;
+     * int32_t p4j_patchify(p4j_ctx *ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float *x, float *out)
+     * }
+     */
+    public static MethodHandle p4j_patchify$handle() {
+        return p4j_patchify.HANDLE;
     }
 
     /**
@@ -2894,6 +3119,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_nf4_matmul_dx$address() {
         return p4j_nf4_matmul_dx.ADDR;
+     * int32_t p4j_patchify(p4j_ctx *ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float *x, float *out)
+     * }
+     */
+    public static MemorySegment p4j_patchify$address() {
+        return p4j_patchify.ADDR;
     }
 
     /**
@@ -2918,6 +3148,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_rank_gated_forward", ctx, t, d_in, d_out, r, c, x, a, g, b, h, hg, y);
             }
             return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, c, x, a, g, b, h, hg, y);
+     * int32_t p4j_patchify(p4j_ctx *ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float *x, float *out)
+     * }
+     */
+    public static int p4j_patchify(MemorySegment ctx, long b, long h, long w, long p, MemorySegment x, MemorySegment out) {
+        var mh$ = p4j_patchify.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_patchify", ctx, b, h, w, p, x, out);
+            }
+            return (int)mh$.invokeExact(ctx, b, h, w, p, x, out);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2927,6 +3167,7 @@ public class Peft4j extends Peft4j$shared {
 
     private static class p4j_scaled_lowrank_backward {
     private static class p4j_rank_gated_backward {
+    private static class p4j_tokens_insert {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -3141,12 +3382,147 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_threshold");
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_insert");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_tokens_insert$descriptor() {
+        return p4j_tokens_insert.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
+     * }
+     */
+    public static MethodHandle p4j_tokens_insert$handle() {
+        return p4j_tokens_insert.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
+     * }
+     */
+    public static MemorySegment p4j_tokens_insert$address() {
+        return p4j_tokens_insert.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
+     * }
+     */
+    public static int p4j_tokens_insert(MemorySegment ctx, long b, long t, long n, long at, long d, MemorySegment x, MemorySegment rows, MemorySegment out) {
+        var mh$ = p4j_tokens_insert.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_tokens_insert", ctx, b, t, n, at, d, x, rows, out);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, n, at, d, x, rows, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_tokens_insert_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_insert_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
+     * }
+     */
+    public static FunctionDescriptor p4j_tokens_insert_backward$descriptor() {
+        return p4j_tokens_insert_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
+     * }
+     */
+    public static MethodHandle p4j_tokens_insert_backward$handle() {
+        return p4j_tokens_insert_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
+     * }
+     */
+    public static MemorySegment p4j_tokens_insert_backward$address() {
+        return p4j_tokens_insert_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
+     * }
+     */
+    public static int p4j_tokens_insert_backward(MemorySegment ctx, long b, long t, long n, long at, long d, MemorySegment g, MemorySegment dx, MemorySegment drows) {
+        var mh$ = p4j_tokens_insert_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_tokens_insert_backward", ctx, b, t, n, at, d, g, dx, drows);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, n, at, d, g, dx, drows);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_tokens_gather {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_scale");
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_gather");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -3164,6 +3540,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_row_scale$descriptor() {
         return p4j_row_scale.DESC;
+     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_tokens_gather$descriptor() {
+        return p4j_tokens_gather.DESC;
     }
 
     /**
@@ -3179,6 +3560,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_row_scale$handle() {
         return p4j_row_scale.HANDLE;
+     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MethodHandle p4j_tokens_gather$handle() {
+        return p4j_tokens_gather.HANDLE;
     }
 
     /**
@@ -3194,6 +3580,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_row_scale$address() {
         return p4j_row_scale.ADDR;
+     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MemorySegment p4j_tokens_gather$address() {
+        return p4j_tokens_gather.ADDR;
     }
 
     /**
@@ -3228,6 +3619,82 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_row_scale", ctx, t, d, s, x);
             }
             return (int)mh$.invokeExact(ctx, t, d, s, x);
+     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static int p4j_tokens_gather(MemorySegment ctx, long b, long t, long index, long d, MemorySegment x, MemorySegment out) {
+        var mh$ = p4j_tokens_gather.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_tokens_gather", ctx, b, t, index, d, x, out);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, index, d, x, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_tokens_gather_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_gather_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
+     * }
+     */
+    public static FunctionDescriptor p4j_tokens_gather_backward$descriptor() {
+        return p4j_tokens_gather_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
+     * }
+     */
+    public static MethodHandle p4j_tokens_gather_backward$handle() {
+        return p4j_tokens_gather_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
+     * }
+     */
+    public static MemorySegment p4j_tokens_gather_backward$address() {
+        return p4j_tokens_gather_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
+     * }
+     */
+    public static int p4j_tokens_gather_backward(MemorySegment ctx, long b, long t, long index, long d, MemorySegment g, MemorySegment dx) {
+        var mh$ = p4j_tokens_gather_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_tokens_gather_backward", ctx, b, t, index, d, g, dx);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, index, d, g, dx);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

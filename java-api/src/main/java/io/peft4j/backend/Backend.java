@@ -221,6 +221,40 @@ public interface Backend extends AutoCloseable {
 
     /** Row i of x: [t, d] times s[i], s: [t]. */
     void rowScale(Tensor s, Tensor x);
+    // ---- transformer: attention, LayerNorm, token rows ----
+
+    /**
+     * Fused multi-head attention over {@code batch} sequences: out_i = Σ_j softmax_j(scale·q_i·k_j)·v_j
+     * per head (j <= i when causal). q, k, v, out: [batch·t, heads·headDim], headDim <= 256;
+     * lse: [batch·heads, t] (out: each score row's log-sum-exp, which backward needs).
+     */
+    void attentionForward(long batch, int heads, float scale, boolean causal, Tensor q, Tensor k, Tensor v,
+                          Tensor out, Tensor lse);
+
+    /** dq, dk, dv (overwritten) from dout; the other tensors as {@link #attentionForward}, out and lse its outputs. */
+    void attentionBackward(long batch, int heads, float scale, boolean causal, Tensor q, Tensor k, Tensor v,
+                           Tensor out, Tensor lse, Tensor dout, Tensor dq, Tensor dk, Tensor dv);
+
+    /** y = (x − mean)·rstd·w + b per row. x, y: [t, d]; w, b: [d] (b may be null); mean, rstd: [t] (out). */
+    void layerNormForward(float eps, Tensor x, Tensor w, Tensor b, Tensor y, Tensor mean, Tensor rstd);
+
+    /** dx (overwritten), dw += Σ g·x̂, db += Σ g; each of dx, dw, db may be null. Shapes as forward, g: [t, d]. */
+    void layerNormBackward(Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor g, Tensor dx, Tensor dw, Tensor db);
+
+    /** x: [b, h·w] images; out: [b·(h/p)·(w/p), p·p] their p×p patches, row-major. */
+    void patchify(int h, int w, int p, Tensor x, Tensor out);
+
+    /** The rows [n, d] inserted into each of {@code batch} sequences of x: [batch·t, d] before row at; out: [batch·(t+n), d]. */
+    void tokensInsert(long batch, long at, Tensor x, Tensor rows, Tensor out);
+
+    /** Backward of {@link #tokensInsert}: g: [batch·(t+n), d]; dx: [batch·t, d] (overwritten); drows: [n, d] (+=); dx, drows may be null. */
+    void tokensInsertBackward(long batch, long t, long n, long at, Tensor g, Tensor dx, Tensor drows);
+
+    /** out: [batch, d] = row index of each sequence of x: [batch·t, d]. */
+    void tokensGather(long batch, long index, Tensor x, Tensor out);
+
+    /** dx: [batch·t, d] = g: [batch, d] in row index of each sequence, 0 elsewhere. */
+    void tokensGatherBackward(long batch, long index, Tensor g, Tensor dx);
 
     @Override
     void close();

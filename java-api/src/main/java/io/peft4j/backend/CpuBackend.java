@@ -596,6 +596,132 @@ public final class CpuBackend implements Backend {
         matrix("x", x);
         shape("s", s, x.dim(0));
         check("p4j_row_scale", Peft4j.p4j_row_scale(ctx(), x.dim(0), x.dim(1), s.segment(), x.segment()));
+    // ---- transformer: attention, LayerNorm, token rows ----
+
+    /** t per sequence of an activation [batch·t, features]. */
+    private static long perSequence(String name, Tensor x, long batch) {
+        matrix(name, x);
+        if (batch <= 0 || x.dim(0) % batch != 0) {
+            throw new IllegalArgumentException(name + " " + x.describe() + " does not hold " + batch + " sequences of equal length");
+        }
+        return x.dim(0) / batch;
+    }
+
+    private static void attentionShapes(long batch, int heads, Tensor q, Tensor k, Tensor v, Tensor out, Tensor lse) {
+        long t = perSequence("q", q, batch);
+        if (heads <= 0 || q.dim(1) % heads != 0) {
+            throw new IllegalArgumentException("q " + q.describe() + ": " + q.dim(1) + " features do not split into " + heads + " heads");
+        }
+        if (q.dim(1) / heads > 256) throw new IllegalArgumentException("head dim " + q.dim(1) / heads + " > 256 is not supported");
+        shape("k", k, q.shape());
+        shape("v", v, q.shape());
+        shape("out", out, q.shape());
+        shape("lse", lse, batch * heads, t);
+    }
+
+    private static void finiteScale(float scale) {
+        if (!Float.isFinite(scale)) throw new IllegalArgumentException("attention scale must be finite, got " + scale);
+    }
+
+    @Override
+    public void attentionForward(long batch, int heads, float scale, boolean causal, Tensor q, Tensor k, Tensor v,
+                                 Tensor out, Tensor lse) {
+        attentionShapes(batch, heads, q, k, v, out, lse);
+        finiteScale(scale);
+        check("p4j_attention_forward", Peft4j.p4j_attention_forward(ctx(), batch, q.dim(0) / batch, heads, q.dim(1) / heads,
+                scale, causal ? 1 : 0, q.segment(), k.segment(), v.segment(), out.segment(), lse.segment()));
+    }
+
+    @Override
+    public void attentionBackward(long batch, int heads, float scale, boolean causal, Tensor q, Tensor k, Tensor v,
+                                  Tensor out, Tensor lse, Tensor dout, Tensor dq, Tensor dk, Tensor dv) {
+        attentionShapes(batch, heads, q, k, v, out, lse);
+        finiteScale(scale);
+        shape("dout", dout, q.shape());
+        shape("dq", dq, q.shape());
+        shape("dk", dk, q.shape());
+        shape("dv", dv, q.shape());
+        check("p4j_attention_backward", Peft4j.p4j_attention_backward(ctx(), batch, q.dim(0) / batch, heads, q.dim(1) / heads,
+                scale, causal ? 1 : 0, q.segment(), k.segment(), v.segment(), out.segment(), lse.segment(), dout.segment(),
+                dq.segment(), dk.segment(), dv.segment()));
+    }
+
+    @Override
+    public void layerNormForward(float eps, Tensor x, Tensor w, Tensor b, Tensor y, Tensor mean, Tensor rstd) {
+        matrix("x", x);
+        if (!(eps > 0f && Float.isFinite(eps))) throw new IllegalArgumentException("LayerNorm eps must be finite and > 0, got " + eps);
+        shape("w", w, x.dim(1));
+        if (b != null) shape("b", b, x.dim(1));
+        shape("y", y, x.shape());
+        shape("mean", mean, x.dim(0));
+        shape("rstd", rstd, x.dim(0));
+        check("p4j_layernorm_forward", Peft4j.p4j_layernorm_forward(ctx(), x.dim(0), x.dim(1), eps, x.segment(), w.segment(),
+                b == null ? MemorySegment.NULL : b.segment(), y.segment(), mean.segment(), rstd.segment()));
+    }
+
+    @Override
+    public void layerNormBackward(Tensor x, Tensor w, Tensor mean, Tensor rstd, Tensor g, Tensor dx, Tensor dw, Tensor db) {
+        matrix("x", x);
+        shape("w", w, x.dim(1));
+        shape("mean", mean, x.dim(0));
+        shape("rstd", rstd, x.dim(0));
+        shape("g", g, x.shape());
+        if (dx != null) shape("dx", dx, x.shape());
+        if (dw != null) shape("dw", dw, x.dim(1));
+        if (db != null) shape("db", db, x.dim(1));
+        check("p4j_layernorm_backward", Peft4j.p4j_layernorm_backward(ctx(), x.dim(0), x.dim(1), x.segment(), w.segment(),
+                mean.segment(), rstd.segment(), g.segment(), dx == null ? MemorySegment.NULL : dx.segment(),
+                dw == null ? MemorySegment.NULL : dw.segment(), db == null ? MemorySegment.NULL : db.segment()));
+    }
+
+    @Override
+    public void patchify(int h, int w, int p, Tensor x, Tensor out) {
+        matrix("x", x);
+        if (h <= 0 || w <= 0 || p <= 0 || h % p != 0 || w % p != 0) {
+            throw new IllegalArgumentException("patchify: image " + h + "x" + w + " does not split into " + p + "x" + p + " patches");
+        }
+        if (x.dim(1) != (long) h * w) throw new IllegalArgumentException("x " + x.describe() + " must hold " + h + "x" + w + " images");
+        shape("out", out, x.dim(0) * (h / p) * (w / p), (long) p * p);
+        check("p4j_patchify", Peft4j.p4j_patchify(ctx(), x.dim(0), h, w, p, x.segment(), out.segment()));
+    }
+
+    @Override
+    public void tokensInsert(long batch, long at, Tensor x, Tensor rows, Tensor out) {
+        long t = perSequence("x", x, batch);
+        matrix("rows", rows);
+        if (rows.dim(1) != x.dim(1)) throw new IllegalArgumentException("rows " + rows.describe() + " must have x's " + x.dim(1) + " features");
+        if (at < 0 || at > t) throw new IllegalArgumentException("insert position " + at + " is outside [0, " + t + "]");
+        shape("out", out, batch * (t + rows.dim(0)), x.dim(1));
+        check("p4j_tokens_insert", Peft4j.p4j_tokens_insert(ctx(), batch, t, rows.dim(0), at, x.dim(1), x.segment(), rows.segment(),
+                out.segment()));
+    }
+
+    @Override
+    public void tokensInsertBackward(long batch, long t, long n, long at, Tensor g, Tensor dx, Tensor drows) {
+        long total = perSequence("g", g, batch);
+        if (t < 0 || n < 0 || t + n != total) throw new IllegalArgumentException("g " + g.describe() + " does not hold " + batch + " sequences of " + t + " + " + n + " rows");
+        if (at < 0 || at > t) throw new IllegalArgumentException("insert position " + at + " is outside [0, " + t + "]");
+        if (dx != null) shape("dx", dx, batch * t, g.dim(1));
+        if (drows != null) shape("drows", drows, n, g.dim(1));
+        check("p4j_tokens_insert_backward", Peft4j.p4j_tokens_insert_backward(ctx(), batch, t, n, at, g.dim(1), g.segment(),
+                dx == null ? MemorySegment.NULL : dx.segment(), drows == null ? MemorySegment.NULL : drows.segment()));
+    }
+
+    @Override
+    public void tokensGather(long batch, long index, Tensor x, Tensor out) {
+        long t = perSequence("x", x, batch);
+        if (index < 0 || index >= t) throw new IllegalArgumentException("token index " + index + " is outside [0, " + t + ")");
+        shape("out", out, batch, x.dim(1));
+        check("p4j_tokens_gather", Peft4j.p4j_tokens_gather(ctx(), batch, t, index, x.dim(1), x.segment(), out.segment()));
+    }
+
+    @Override
+    public void tokensGatherBackward(long batch, long index, Tensor g, Tensor dx) {
+        long t = perSequence("dx", dx, batch);
+        if (index < 0 || index >= t) throw new IllegalArgumentException("token index " + index + " is outside [0, " + t + ")");
+        shape("g", g, batch, dx.dim(1));
+        check("p4j_tokens_gather_backward", Peft4j.p4j_tokens_gather_backward(ctx(), batch, t, index, dx.dim(1), g.segment(),
+                dx.segment()));
     }
 
     /** The shared backend lives as long as the process; others free their context. */

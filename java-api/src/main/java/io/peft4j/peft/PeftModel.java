@@ -46,6 +46,9 @@ public final class PeftModel extends Module {
     private final Module base;
     private final Backend backend;
     private final Map<String, AdapterConfig> configs = new LinkedHashMap<>();
+    // Adapters of whole-model methods (prompt tuning), by adapter name; the others live on Linear layers.
+    private final Map<String, ModelAdapter> modelAdapters = new LinkedHashMap<>();
+    private boolean adaptersEnabled = true;
     private String active;
 
     private PeftModel(Module base, Backend backend) {
@@ -109,6 +112,12 @@ public final class PeftModel extends Module {
     public void addAdapter(String name, AdapterConfig config, long seed) {
         if (configs.containsKey(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
         if (name.isBlank() || name.contains(".") || name.contains("/")) throw new IllegalArgumentException("bad adapter name '" + name + "'");
+        if (config instanceof ModelAdapterConfig mc) {
+            modelAdapters.put(name, mc.attach(base, name, backend, seed));
+            configs.put(name, config);
+            setActiveAdapter(active == null ? name : active);
+            return;
+        }
         List<Linear> targets = new ArrayList<>();
         base.namedModules().forEach((path, m) -> {
             if (m instanceof Linear l && !path.isEmpty() && config.targetModules().matches(path)) targets.add(l);
@@ -143,6 +152,10 @@ public final class PeftModel extends Module {
             Adapter a = active == null ? null : l.adapters().get(active);
             if (a != null) trainedBase(l, a).forEach(p -> p.setRequiresGrad(true));
         }
+        modelAdapters.forEach((n, a) -> {
+            a.parameters().values().forEach(p -> p.setRequiresGrad(n.equals(active)));
+            a.setApplied(adaptersEnabled && n.equals(active));
+        });
     }
 
     /** The layer's own parameters that {@code a} trains, by {@link Adapter#trainedBaseParameters}. */
@@ -178,6 +191,9 @@ public final class PeftModel extends Module {
 
     /** Folds the active adapter into the base weights: W ← W + ΔW. */
     public void merge() {
+        if (modelAdapters.containsKey(requireActive())) {
+            throw new IllegalStateException(configs.get(active).peftType() + " adapter '" + active + "' adds to the model's input and cannot be merged into its weights");
+        }
         for (Linear l : adaptedLayers(requireActive()).values()) {
             if (!l.isMerged(active)) l.merge(backend, active);
         }
@@ -207,6 +223,8 @@ public final class PeftModel extends Module {
             }
         }
         shared.forEach(Parameter::close);
+        modelAdapters.values().forEach(ModelAdapter::close);
+        modelAdapters.clear();
         configs.clear();
         active = null;
         return base;
@@ -216,10 +234,14 @@ public final class PeftModel extends Module {
     public void disableAdapters() {
         if (active != null) unmerge();
         for (Linear l : allLinears()) l.setAdaptersEnabled(false);
+        adaptersEnabled = false;
+        freezeInactive();
     }
 
     public void enableAdapters() {
         for (Linear l : allLinears()) l.setAdaptersEnabled(true);
+        adaptersEnabled = true;
+        freezeInactive();
     }
 
     /** "trainable params: N || all params: M || trainable%: P", as PEFT prints it. */
@@ -283,6 +305,8 @@ public final class PeftModel extends Module {
     public void close() {
         List<Parameter> shared = new ArrayList<>();
         for (String n : configs.keySet()) shared.addAll(sharedParameters(n).values());
+        modelAdapters.values().forEach(ModelAdapter::close);
+        modelAdapters.clear();
         base.close();
         shared.forEach(Parameter::close);
     }
@@ -325,6 +349,9 @@ public final class PeftModel extends Module {
         sharedParameters(name).forEach((key, p) -> {
             if (sharedSaved(name, p)) w.put(key, DType.F32, p.value().shape(), p.value().segment());
         });
+        if (modelAdapters.containsKey(name)) {
+            modelAdapters.get(name).parameters().forEach((key, p) -> w.put(key, DType.F32, p.value().shape(), p.value().segment()));
+        }
         w.metadata(metadata);
         w.metadata(Map.of("format", "pt"));
         Map<String, Object> json = new TreeMap<>(configs.get(name).toJson());
@@ -378,6 +405,16 @@ public final class PeftModel extends Module {
                                 + ", the model needs " + p.value().describe());
                     }
                 });
+                if (modelAdapters.containsKey(name)) {
+                    modelAdapters.get(name).parameters().forEach((key, p) -> {
+                        expected.put(key, p);
+                        if (!f.contains(key)) throw new IllegalArgumentException(weights + ": missing tensor '" + key + "'");
+                        if (!Arrays.equals(f.entry(key).shape(), p.value().shape())) {
+                            throw new IllegalArgumentException(weights + ": tensor '" + key + "' has shape " + Arrays.toString(f.entry(key).shape())
+                                    + ", the model needs " + p.value().describe());
+                        }
+                    });
+                }
                 for (String key : f.names()) {
                     if (!expected.containsKey(key)) throw new IllegalArgumentException(weights + ": unexpected tensor '" + key
                             + "' (no adapted layer of this model has it)");
@@ -430,6 +467,8 @@ public final class PeftModel extends Module {
             l.removeAdapter(name);
         }
         shared.forEach(Parameter::close);
+        ModelAdapter ma = modelAdapters.remove(name);
+        if (ma != null) ma.close();
         configs.remove(name);
         if (name.equals(active)) {
             active = null;

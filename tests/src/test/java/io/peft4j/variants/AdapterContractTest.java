@@ -219,6 +219,10 @@ class AdapterContractTest {
                 t -> SoraConfig.builder().r(r).alpha(alpha).targetModules(t).build(),
                 SoraReference.of(r, alpha), model, targets,
                 List.of(SoraReference.A, SoraReference.GATE, SoraReference.B), json, 0, true);
+                lora("LoRA r=8 alpha=16, ViT, [attn.q, attn.k]", 8, 16, false, 0f, "kaiming",
+                        VitModels::contractModel, TargetModules.names("attn.q", "attn.k")),
+                lora("LoRA r=3 alpha=5, ViT, regex on q, k, v, o and mlp.fc1", 3, 5, false, 0f, "gaussian",
+                        VitModels::contractModel, TargetModules.regex("vit\\.blocks\\.\\d+\\.(attn\\.[qkvo]|mlp\\.fc1)")));
     }
 
     static Stream<VariantCase> deterministicVariants() {

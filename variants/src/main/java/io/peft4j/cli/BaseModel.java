@@ -7,6 +7,7 @@ import io.peft4j.io.SafetensorsFile;
 import io.peft4j.nn.Mlp;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.Parameter;
+import io.peft4j.nn.VisionTransformer;
 import io.peft4j.tensor.DType;
 import java.io.IOException;
 import java.lang.foreign.ValueLayout;
@@ -28,16 +29,16 @@ import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 
 /**
- * A base MLP with its identity: a SHA-256 of its weights and how it was made. An adapter records
+ * A base model (the MLP, or the ViT with --model vit) with its identity: a SHA-256 of its weights and how it was made. An adapter records
  * both (in its safetensors metadata), so eval and merge use the same base or refuse.
  *
- * @param model           the MLP, weights loaded
+ * @param model           the MLP or ViT, weights loaded
  * @param sha256          hex SHA-256 over every parameter's name, shape and float32 bytes, in order
  * @param origin          how it was made: keys {@code source} ("pretrained" or "file") and its settings
  * @param secondsPerEpoch pretraining time when it was trained in this run, else NaN
  * @param msPerStep       likewise
  */
-record BaseModel(Mlp model, String sha256, Map<String, String> origin, double secondsPerEpoch, double msPerStep) {
+record BaseModel(Module model, String sha256, Map<String, String> origin, double secondsPerEpoch, double msPerStep) {
     /** Metadata keys in adapter_model.safetensors. */
     static final String META_SHA = "peft4j.base.sha256";
     static final String META_PREFIX = "peft4j.base.";
@@ -75,15 +76,19 @@ record BaseModel(Mlp model, String sha256, Map<String, String> origin, double se
     static String describe(Map<String, String> origin) {
         if ("file".equals(origin.get("source"))) return "--base " + origin.get("file");
         String limit = origin.getOrDefault("limit", "0");
+        if ("vit".equals(origin.get("model"))) {
+            return "the cached pretrained ViT (--model vit --seed " + origin.get("seed") + (limit.equals("0") ? "" : " --limit " + limit) + ")";
+        }
         return "the cached pretrained MLP " + origin.get("sizes") + " (--seed " + origin.get("seed")
                 + (limit.equals("0") ? "" : " --limit " + limit) + ")";
     }
 
     /** The flags that select this base again: "--seed 1 --limit 600" or "--base FILE". */
     static String flags(Map<String, String> origin) {
-        if ("file".equals(origin.get("source"))) return "--base " + origin.get("file");
+        String model = "vit".equals(origin.get("model")) ? "--model vit " : "";
+        if ("file".equals(origin.get("source"))) return model + "--base " + origin.get("file");
         String limit = origin.getOrDefault("limit", "0");
-        return "--seed " + origin.get("seed") + (limit.equals("0") ? "" : " --limit " + limit);
+        return model + "--seed " + origin.get("seed") + (limit.equals("0") ? "" : " --limit " + limit);
     }
 
     static String shortSha(String sha) {
@@ -190,9 +195,10 @@ record BaseModel(Mlp model, String sha256, Map<String, String> origin, double se
         return String.join("-", Arrays.stream(sizes).mapToObj(Long::toString).toList());
     }
 
-    /** A new MLP with the same sizes and weights (each compared method trains its own copy). */
-    Mlp copyModel(Backend backend, Mlp.Activation activation) {
-        Mlp copy = new Mlp(backend, activation, 0, model.sizes());
+    /** A new model with the same sizes and weights (each compared method trains its own copy). */
+    Module copyModel(Workflow w, Mlp.Activation activation) {
+        if (model instanceof VisionTransformer vit) return VitBase.copy(w, vit);
+        Mlp copy = new Mlp(w.backend, activation, 0, ((Mlp) model).sizes());
         Map<String, Parameter> src = model.namedParameters();
         copy.namedParameters().forEach((n, p) -> p.value().copyFrom(src.get(n).value()));
         return copy;

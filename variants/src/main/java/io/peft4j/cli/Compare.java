@@ -3,7 +3,7 @@ package io.peft4j.cli;
 import io.peft4j.io.IoErrors;
 import io.peft4j.data.FashionMnist.Task;
 import io.peft4j.io.AtomicFiles;
-import io.peft4j.nn.Mlp;
+import io.peft4j.nn.Module;
 import io.peft4j.peft.AdapterMethod;
 import io.peft4j.peft.AdapterMethods;
 import io.peft4j.peft.ConfigField;
@@ -121,7 +121,7 @@ final class Compare implements Callable<Integer> {
             MethodOptions.Resolved resolved = mo.resolve();
             settings = keySettings(m, resolved.config().toJson());
             Workflow.TrainSettings s = trainOptions.settings(m, Task.ROT90, w.out);
-            Mlp model = base.copyModel(w.backend, baseOptions.activation);
+            Module model = base.copyModel(w, baseOptions.activation);
             try {
                 Workflow.FineTuned ft = w.fineTune(model, resolved.config(), s, dir, null, m.name());
                 Path adapterDir = dir.resolve("adapter");

@@ -12,6 +12,7 @@ import io.peft4j.io.SafetensorsWriter;
 import io.peft4j.nn.Mlp;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.StepContext;
+import io.peft4j.nn.VisionTransformer;
 import io.peft4j.peft.AdapterMethod;
 import io.peft4j.peft.AdapterMethods;
 import io.peft4j.peft.ConfigField;
@@ -118,9 +119,13 @@ public final class Main implements Runnable {
         Path base;
         @Option(names = "--activation", paramLabel = "NAME", defaultValue = "relu", description = "activation between the --base layers: relu or gelu")
         String activationName;
+        @Option(names = "--model", paramLabel = "KIND", defaultValue = "mlp",
+                description = "the base model: mlp, or vit (a small Vision Transformer; --base then names a ViT checkpoint)")
+        String model;
         Mlp.Activation activation;
 
         void validate() {
+            model = Workflow.modelKind(model);
             activation = switch (activationName.toLowerCase(Locale.ROOT)) {
                 case "relu" -> Mlp.Activation.RELU;
                 case "gelu" -> Mlp.Activation.GELU;
@@ -169,13 +174,18 @@ public final class Main implements Runnable {
         @Mixin Common common;
         @Option(names = "--out", paramLabel = "DIR", defaultValue = "peft4j-demo", description = "where the adapter, metrics and chart go")
         Path out;
-        @Option(names = "--epochs", defaultValue = "2", description = "fine-tuning epochs, range [1, 1000]")
-        int epochs;
+        @Option(names = "--epochs", description = "fine-tuning epochs, range [1, 1000] (default: 2; 3 with --model vit)")
+        Integer epochs;
         @Option(names = "--seed", defaultValue = "0", description = "seed for the base model, initialisation and shuffling")
         long seed;
+        @Option(names = "--model", paramLabel = "KIND", defaultValue = "mlp",
+                description = "mlp, or vit: pretrain a small Vision Transformer (8 epochs, cached) and fine-tune LoRA on attn.q,attn.k")
+        String model;
 
         @Override
         public Integer call() {
+            if ("vit".equals(Workflow.modelKind(model))) return VitDemo.run(common, out, epochs == null ? 3 : epochs, seed);
+            int epochs = this.epochs == null ? 2 : this.epochs;
             checkRange("--epochs", epochs, 1, 1000);
             Workflow w = common.workflow();
             MethodOptions mo = new MethodOptions();
@@ -185,7 +195,7 @@ public final class Main implements Runnable {
             PrintStream o = w.out;
             try (RunDir run = RunDir.open(out, false)) {
                 BaseModel base = w.pretrained(seed, common.limit);
-                Mlp mlp = base.model();
+                Module mlp = base.model();
                 double accOrig = w.accuracy(mlp, Task.ORIGINAL);
                 double accRot = w.accuracy(mlp, Task.ROT90);
                 o.printf(Locale.ROOT, "base accuracy: original %.4f, rot90 %.4f%n", accOrig, accRot);
@@ -210,7 +220,7 @@ public final class Main implements Runnable {
             return 0;
         }
 
-        private static String fmt(double v) {
+        static String fmt(double v) {
             return Double.isNaN(v) ? "cached" : String.format(Locale.ROOT, "%.2f", v);
         }
     }
@@ -310,9 +320,10 @@ public final class Main implements Runnable {
             BaseOptions bo = new BaseOptions();
             bo.activationName = origin.getOrDefault("activation", "relu");
             bo.base = "file".equals(origin.get("source")) ? Path.of(origin.get("file")) : null;
+            bo.model = origin.getOrDefault("model", "mlp");
             bo.validate();
             BaseModel base = bo.base != null ? w.base(bo, s.seed(), true)
-                    : w.pretrained(Long.parseLong(origin.get("seed")), Integer.parseInt(origin.get("limit")));
+                    : w.pretrained(bo.model, Long.parseLong(origin.get("seed")), Integer.parseInt(origin.get("limit")));
             if (!base.sha256().equals(rec.get("base_sha256"))) {
                 throw new IllegalArgumentException("--resume " + resume + ": the base model changed since the run started (sha256 "
                         + BaseModel.shortSha((String) rec.get("base_sha256")) + "… recorded, " + BaseModel.shortSha(base.sha256()) + "… now)");
@@ -424,6 +435,7 @@ public final class Main implements Runnable {
             meta.put("format", "pt");
             meta.put("merged_adapter", adapter.toString());
             meta.putAll(base.metadata());
+            if (merged instanceof VisionTransformer vit) meta.putAll(vit.metadata());   // its sizes, so --model vit --base reads it
             ModelCheckpoint.save(merged, out, meta);
             w.out.println("merged model saved to " + out);
             return 0;

@@ -53,6 +53,13 @@ final class Workflow {
         return (xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache")).resolve("peft4j");
     }
 
+    /** --model's value checked: "mlp" or "vit". */
+    static String modelKind(String name) {
+        String k = name == null ? "mlp" : name.toLowerCase(java.util.Locale.ROOT);
+        if (!k.equals("mlp") && !k.equals("vit")) throw new IllegalArgumentException("--model " + name + ": expected mlp or vit");
+        return k;
+    }
+
     Dataset data(Split split, Task task) {
         // With --limit the test split keeps a proportional share, so small runs stay small.
         int n = limit <= 0 ? 0 : split == Split.TRAIN ? limit : Math.max(1, limit / 6);
@@ -102,9 +109,19 @@ final class Workflow {
         }
     }
 
-    /** The base a command's flags name: {@code --base FILE}, else the cached pretrained MLP for --seed and --limit. */
+    /** The cached pretrained base of a kind ("mlp" or "vit", as --model and the recorded origin name it). */
+    BaseModel pretrained(String model, long seed, int pretrainLimit) {
+        return "vit".equals(model) ? VitBase.pretrained(this, seed, pretrainLimit) : pretrained(seed, pretrainLimit);
+    }
+
+    /** The base a command's flags name: {@code --base FILE}, else the cached pretrained MLP (or ViT) for --seed and --limit. */
     BaseModel base(Main.BaseOptions b, long seed, boolean requireIo) {
-        if (b.base == null) return pretrained(seed, limit);
+        if (b.base == null) return pretrained(b.model, seed, limit);
+        if ("vit".equals(b.model)) {
+            BaseModel m = VitBase.fromFile(this, b.base, requireIo);
+            out.println("base model: " + b.base + " (" + m.origin().get("sizes") + ")");
+            return m;
+        }
         List<String> notes = new ArrayList<>();
         BaseModel m = BaseModel.fromFile(backend, b.base, b.activation, requireIo, notes);
         notes.forEach(out::println);
@@ -119,12 +136,13 @@ final class Workflow {
     BaseModel baseFor(Path adapter, Main.BaseOptions b, Long seedFlag, boolean requireIo) {
         Map<String, String> meta = adapterMetadata(adapter);
         Map<String, String> recorded = BaseModel.recordedOrigin(meta);
+        if ("vit".equals(recorded.get("model"))) b.model = "vit";   // the adapter knows its model kind
         BaseModel base;
         if (b.base == null && seedFlag == null && "pretrained".equals(recorded.get("source"))) {
             long seed = Long.parseLong(recorded.getOrDefault("seed", "0"));
             int pretrainLimit = Integer.parseInt(recorded.getOrDefault("limit", "0"));
             out.println("base model: as recorded in the adapter (" + BaseModel.describe(recorded) + ")");
-            base = pretrained(seed, pretrainLimit);
+            base = pretrained(recorded.getOrDefault("model", "mlp"), seed, pretrainLimit);
         } else {
             if (b.base == null && "pretrained".equals(recorded.get("source")) && !recorded.get("seed").equals(String.valueOf(seedFlag))) {
                 throw new IllegalArgumentException("adapter " + adapter + " was trained on " + BaseModel.describe(recorded) + ", not on --seed "

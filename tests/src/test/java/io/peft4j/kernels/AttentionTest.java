@@ -1,0 +1,192 @@
+package io.peft4j.kernels;
+
+import static io.peft4j.kernels.KernelTesting.*;
+import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertThrows;
+import static org.junit.jupiter.api.Assertions.assertTrue;
+
+import io.peft4j.backend.Backend;
+import io.peft4j.backend.NativeLoader;
+import io.peft4j.bindings.Peft4j;
+import io.peft4j.tensor.Tensor;
+import java.lang.foreign.Arena;
+import java.lang.foreign.MemorySegment;
+import java.lang.foreign.ValueLayout;
+import java.util.ArrayList;
+import java.util.List;
+import java.util.stream.Stream;
+import org.junit.jupiter.api.Test;
+import org.junit.jupiter.params.ParameterizedTest;
+import org.junit.jupiter.params.provider.Arguments;
+import org.junit.jupiter.params.provider.MethodSource;
+
+/**
+ * The fused attention pair against {@link TransformerReference}: forward (out, and the row
+ * log-sum-exp lse) and backward (dq, dk, dv, all overwritten: they start NaN) on sequence lengths
+ * 1, 2, 17, 33 and head dims 1, 16, 24, with and without the causal mask; t = 130 runs the online
+ * softmax over three key blocks of 64, a 64-sequence batch runs on several threads, and t·head_dim
+ * above 16384 takes the path that reads k and v in place instead of a transposed stack copy. The
+ * reference's gradients pass central differences of its forward.
+ */
+class AttentionTest {
+    static Stream<Arguments> cases() {
+        List<Arguments> out = new ArrayList<>();
+        for (int t : new int[] {1, 2, 17, 33}) {
+            for (int dh : new int[] {1, 16, 24}) {
+                for (boolean causal : new boolean[] {false, true}) out.add(Arguments.of(3, t, 2, dh, causal));
+            }
+        }
+        out.add(Arguments.of(2, 130, 3, 16, false));   // several key blocks
+        out.add(Arguments.of(2, 130, 1, 24, true));
+        out.add(Arguments.of(64, 33, 4, 16, false));   // many (sequence, head) pairs: several threads
+        out.add(Arguments.of(1, 17, 5, 7, false));     // odd head count and size
+        out.add(Arguments.of(2, 300, 1, 64, false));   // t·head_dim = 19200 > 16384: k and v read in place, not transposed
+        out.add(Arguments.of(1, 257, 1, 64, true));    // 16448 > 16384, causal
+        return out.stream();
+    }
+
+    static double tol(int t, int dh) {
+        return 8 * chainTol(dh, t);
+    }
+
+    @ParameterizedTest(name = "b={0} t={1} heads={2} dh={3} causal={4}")
+    @MethodSource("cases")
+    void forwardAndBackwardMatchTheReference(int b, int t, int heads, int dh, boolean causal) {
+        Case c = newCase("attention b=" + b + " t=" + t + " heads=" + heads + " dh=" + dh + " causal=" + causal);
+        int n = b * t * heads * dh;
+        float scale = (float) (1 / Math.sqrt(dh));
+        float[] q = c.normal(n), k = c.normal(n), v = c.normal(n), g = c.normal(n);
+        try (Scope s = new Scope()) {
+            Tensor tq = s.of(q, (long) b * t, (long) heads * dh), tk = s.of(k, (long) b * t, (long) heads * dh);
+            Tensor tv = s.of(v, (long) b * t, (long) heads * dh), tg = s.of(g, (long) b * t, (long) heads * dh);
+            Tensor out = s.poisoned((long) b * t, (long) heads * dh), lse = s.poisoned((long) b * heads, t);
+            Backend.cpu().attentionForward(b, heads, scale, causal, tq, tk, tv, out, lse);
+            double[][] ref = TransformerReference.attention(b, t, heads, dh, scale, causal, toDouble(q), toDouble(k), toDouble(v));
+            assertNormwise(c, "out", out.toFloatArray(), ref[0], tol(t, dh));
+            assertNormwise(c, "lse", lse.toFloatArray(), ref[1], tol(t, dh));
+
+            Tensor dq = s.poisoned(tq.shape()), dk = s.poisoned(tq.shape()), dv = s.poisoned(tq.shape());
+            Backend.cpu().attentionBackward(b, heads, scale, causal, tq, tk, tv, out, lse, tg, dq, dk, dv);
+            double[][] gr = TransformerReference.attentionBackward(b, t, heads, dh, scale, causal, toDouble(q), toDouble(k), toDouble(v),
+                    toDouble(g));
+            double bt = 4 * tol(t, dh);
+            if (t == 1) {
+                // One key: p = 1 and dq = dk = scale·(dout·v − dout·out)·(k or q) = 0 up to the rounding of the two dot products.
+                double bound = 8 * dh * U * scale * maxAbs(toDouble(g)) * maxAbs(toDouble(v)) * Math.max(maxAbs(toDouble(q)), maxAbs(toDouble(k)));
+                assertWithin(c, "dq", dq.toFloatArray(), gr[0], i -> bound);
+                assertWithin(c, "dk", dk.toFloatArray(), gr[1], i -> bound);
+            } else {
+                assertNormwise(c, "dq", dq.toFloatArray(), gr[0], bt);
+                assertNormwise(c, "dk", dk.toFloatArray(), gr[1], bt);
+            }
+            assertNormwise(c, "dv", dv.toFloatArray(), gr[2], bt);
+        }
+    }
+
+    @Test
+    void causalFirstTokenAttendsOnlyToItself() {
+        Case c = newCase("attention causal first token");
+        int t = 5, dh = 3;
+        float[] q = c.normal(t * dh), k = c.normal(t * dh), v = c.normal(t * dh);
+        try (Scope s = new Scope()) {
+            Tensor out = s.poisoned(t, dh), lse = s.poisoned(1, t);
+            Backend.cpu().attentionForward(1, 1, 0.5f, true, s.of(q, t, dh), s.of(k, t, dh), s.of(v, t, dh), out, lse);
+            float[] o = out.toFloatArray();
+            for (int c2 = 0; c2 < dh; c2++) assertEquals(v[c2], o[c2], 1e-6f * Math.abs(v[c2]), "out[0] must equal v[0]");
+        }
+    }
+
+    /** Scores of ±1e4 overflow a naive exp: the running maximum keeps the softmax finite and exact. */
+    @Test
+    void hugeScoresStayFinite() {
+        Case c = newCase("attention huge scores");
+        int t = 9, dh = 4;
+        float[] q = c.signedUniform(t * dh, 50, 100), k = c.signedUniform(t * dh, 50, 100), v = c.normal(t * dh);
+        try (Scope s = new Scope()) {
+            Tensor out = s.poisoned(t, dh), lse = s.poisoned(1, t);
+            Backend.cpu().attentionForward(1, 1, 1f, false, s.of(q, t, dh), s.of(k, t, dh), s.of(v, t, dh), out, lse);
+            double[][] ref = TransformerReference.attention(1, t, 1, dh, 1, false, toDouble(q), toDouble(k), toDouble(v));
+            // Scores carry an absolute fp32 error of ~|s|·2^-23 ≈ 1e-3 here, which exp turns into that relative error.
+            assertNormwise(c, "out", out.toFloatArray(), ref[0], 1e-2);
+        }
+    }
+
+    /** Central differences of the float64 reference confirm its gradients. */
+    @ParameterizedTest(name = "t={0} dh={1} causal={2}")
+    @MethodSource("fdCases")
+    void referenceGradientsMatchFiniteDifferences(int t, int dh, boolean causal) {
+        Case c = newCase("attention fd t=" + t + " dh=" + dh + " causal=" + causal);
+        int b = 2, heads = 2, n = b * t * heads * dh;
+        double scale = 1 / Math.sqrt(dh);
+        double[] q = toDouble(c.normal(n)), k = toDouble(c.normal(n)), v = toDouble(c.normal(n)), g = toDouble(c.normal(n));
+        double[][] gr = TransformerReference.attentionBackward(b, t, heads, dh, scale, causal, q, k, v, g);
+        double[][] inputs = {q, k, v};
+        String[] names = {"dq", "dk", "dv"};
+        for (int which = 0; which < 3; which++) {
+            for (int trial = 0; trial < 6; trial++) {
+                int i = c.rnd.nextInt(n);
+                double[] x = inputs[which];
+                double h = 1e-5, keep = x[i];
+                x[i] = keep + h;
+                double up = TransformerReference.dot(g, TransformerReference.attention(b, t, heads, dh, scale, causal, q, k, v)[0]);
+                x[i] = keep - h;
+                double down = TransformerReference.dot(g, TransformerReference.attention(b, t, heads, dh, scale, causal, q, k, v)[0]);
+                x[i] = keep;
+                double fd = (up - down) / (2 * h);
+                assertEquals(fd, gr[which][i], 1e-6 * (1 + Math.abs(fd)), c.label() + ": " + names[which] + "[" + i + "]");
+            }
+        }
+    }
+
+    static Stream<Arguments> fdCases() {
+        return Stream.of(Arguments.of(1, 1, false), Arguments.of(2, 16, true), Arguments.of(17, 24, false), Arguments.of(33, 16, true));
+    }
+
+    @Test
+    void badArgumentsAreRefusedInJava() {
+        try (Scope s = new Scope()) {
+            Tensor q = s.poisoned(6, 8), lse = s.poisoned(4, 3), lseBad = s.poisoned(4, 2);
+            Backend be = Backend.cpu();
+            assertThrows(IllegalArgumentException.class, () -> be.attentionForward(2, 3, 1f, false, q, q, q, q, lse), "8 features into 3 heads");
+            assertThrows(IllegalArgumentException.class, () -> be.attentionForward(4, 2, 1f, false, q, q, q, q, lse), "6 rows into 4 sequences");
+            assertThrows(IllegalArgumentException.class, () -> be.attentionForward(2, 2, 1f, false, q, q, q, q, lseBad), "lse shape");
+            assertThrows(IllegalArgumentException.class, () -> be.attentionForward(2, 2, Float.NaN, false, q, q, q, q, lse), "NaN scale");
+            assertThrows(IllegalArgumentException.class, () -> be.attentionForward(2, 2, 1f, false, q, s.poisoned(6, 7), q, q, lse), "k shape");
+            Tensor wide = s.poisoned(2, 257);
+            assertThrows(IllegalArgumentException.class, () -> be.attentionForward(1, 1, 1f, false, wide, wide, wide, wide, s.poisoned(1, 2)),
+                    "head dim 257");
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class,
+                    () -> be.attentionBackward(2, 2, 1f, false, q, q, q, q, lse, q, q, q, s.poisoned(6, 4)));
+            assertTrue(e.getMessage().contains("dv"), e.getMessage());
+        }
+    }
+
+    /** Below the Java checks, the C entry points refuse bad raw arguments with P4J_EINVAL and a message. */
+    @Test
+    void badRawArgumentsReturnEinval() {
+        NativeLoader.loadCpu();
+        try (Arena a = Arena.ofConfined()) {
+            MemorySegment out = a.allocate(ValueLayout.ADDRESS);
+            assertEquals(0, Peft4j.p4j_ctx_create(1, out));
+            MemorySegment ctx = out.get(ValueLayout.ADDRESS, 0);
+            MemorySegment buf = a.allocate(4L * 4096, 64);
+            try {
+                assertEquals(-1, Peft4j.p4j_attention_forward(ctx, 1, 2, 1, 300, 1f, 0, buf, buf, buf, buf, buf));
+                assertTrue(lastError().contains("head_dim (300)"), lastError());
+                assertEquals(-1, Peft4j.p4j_attention_forward(ctx, -1, 2, 1, 4, 1f, 0, buf, buf, buf, buf, buf));
+                assertTrue(lastError().contains("b (-1) < 0"), lastError());
+                assertEquals(-1, Peft4j.p4j_attention_backward(ctx, 1, 2, 1, 4, 1f, 0, buf, buf, buf, buf, buf, buf, buf, buf,
+                        MemorySegment.NULL));
+                assertTrue(lastError().contains("dv is null"), lastError());
+                assertEquals(-1, Peft4j.p4j_attention_forward(ctx, 1, 2, 1, 4, Float.POSITIVE_INFINITY, 0, buf, buf, buf, buf, buf));
+                assertTrue(lastError().contains("scale"), lastError());
+            } finally {
+                Peft4j.p4j_ctx_destroy(ctx);
+            }
+        }
+    }
+
+    static String lastError() {
+        return Peft4j.p4j_last_error().reinterpret(4096).getString(0);
+    }
+}
