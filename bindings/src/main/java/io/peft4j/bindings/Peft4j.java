@@ -2217,6 +2217,367 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
+    private static class p4j_kron_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_kron_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_forward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, float *p, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_kron_forward$descriptor() {
+        return p4j_kron_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_forward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, float *p, float *y)
+     * }
+     */
+    public static MethodHandle p4j_kron_forward$handle() {
+        return p4j_kron_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_forward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, float *p, float *y)
+     * }
+     */
+    public static MemorySegment p4j_kron_forward$address() {
+        return p4j_kron_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_kron_forward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, float *p, float *y)
+     * }
+     */
+    public static int p4j_kron_forward(MemorySegment ctx, long t, long a1, long a2, long b1, long b2, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment p, MemorySegment y) {
+        var mh$ = p4j_kron_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_kron_forward", ctx, t, a1, a2, b1, b2, s, x, a, b, p, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, a1, a2, b1, b2, s, x, a, b, p, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_kron_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_kron_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_backward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, const float *p, const float *g, float *q, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_kron_backward$descriptor() {
+        return p4j_kron_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_backward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, const float *p, const float *g, float *q, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_kron_backward$handle() {
+        return p4j_kron_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_backward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, const float *p, const float *g, float *q, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_kron_backward$address() {
+        return p4j_kron_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_kron_backward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, const float *p, const float *g, float *q, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_kron_backward(MemorySegment ctx, long t, long a1, long a2, long b1, long b2, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment p, MemorySegment g, MemorySegment q, MemorySegment da, MemorySegment db, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_kron_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_kron_backward", ctx, t, a1, a2, b1, b2, s, x, a, b, p, g, q, da, db, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, a1, a2, b1, b2, s, x, a, b, p, g, q, da, db, dx, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_kron {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_kron");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_kron$descriptor() {
+        return p4j_kron.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_kron$handle() {
+        return p4j_kron.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_kron$address() {
+        return p4j_kron.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
+     * }
+     */
+    public static int p4j_kron(MemorySegment ctx, long a1, long a2, long b1, long b2, float s, MemorySegment a, MemorySegment b, MemorySegment out, int accumulate) {
+        var mh$ = p4j_kron.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_kron", ctx, a1, a2, b1, b2, s, a, b, out, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, a1, a2, b1, b2, s, a, b, out, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_hadamard_rebuild {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_hadamard_rebuild");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
+     * }
+     */
+    public static FunctionDescriptor p4j_hadamard_rebuild$descriptor() {
+        return p4j_hadamard_rebuild.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
+     * }
+     */
+    public static MethodHandle p4j_hadamard_rebuild$handle() {
+        return p4j_hadamard_rebuild.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
+     * }
+     */
+    public static MemorySegment p4j_hadamard_rebuild$address() {
+        return p4j_hadamard_rebuild.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
+     * }
+     */
+    public static int p4j_hadamard_rebuild(MemorySegment ctx, long d_out, long d_in, long r, float s, MemorySegment w1a, MemorySegment w1b, MemorySegment w2a, MemorySegment w2b, MemorySegment dw) {
+        var mh$ = p4j_hadamard_rebuild.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_hadamard_rebuild", ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, dw);
+            }
+            return (int)mh$.invokeExact(ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, dw);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_hadamard_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_hadamard_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_hadamard_backward$descriptor() {
+        return p4j_hadamard_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_hadamard_backward$handle() {
+        return p4j_hadamard_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_hadamard_backward$address() {
+        return p4j_hadamard_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
+     * }
+     */
+    public static int p4j_hadamard_backward(MemorySegment ctx, long d_out, long d_in, long r, float s, MemorySegment w1a, MemorySegment w1b, MemorySegment w2a, MemorySegment w2b, MemorySegment gw, long ws_rows, MemorySegment ws, MemorySegment dw1a, MemorySegment dw1b, MemorySegment dw2a, MemorySegment dw2b, int accumulate) {
+        var mh$ = p4j_hadamard_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_hadamard_backward", ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, gw, ws_rows, ws, dw1a, dw1b, dw2a, dw2b, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, gw, ws_rows, ws, dw1a, dw1b, dw2a, dw2b, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_fma_peak {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
