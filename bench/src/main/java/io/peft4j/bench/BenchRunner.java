@@ -398,6 +398,7 @@ public final class BenchRunner {
         Figure fma = Figure.MISSING, copy = Figure.MISSING, sgemm = Figure.MISSING, base = Figure.MISSING,
                 baseTrain = Figure.MISSING, baseMs = Figure.MISSING, adamw = Figure.MISSING, copyJdk = Figure.MISSING;
         Map<Integer, Figure> lora = new java.util.TreeMap<>(), adapter = new java.util.TreeMap<>();
+        Map<String, Figure> kron = new java.util.HashMap<>();   // KronBench method -> ms per call
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -423,6 +424,9 @@ public final class BenchRunner {
                 case "LowRankBench.loraFwdBwd" -> lora.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "LowRankBench.adapterFwdBwd" -> adapter.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "AdamwBench.adamw" -> adamw = Figure.rate(p, 7.0 * 4 * AdamwBench.N);
+                case "KronBench.kronaAdapter", "KronBench.kronaFwdBwd", "KronBench.kronaMaterialized", "KronBench.lohaFwdBwd",
+                     "KronBench.lohaRebuild", "KronBench.lokrFwdBwd", "KronBench.lokrRebuild" ->
+                        kron.put(shortName.substring("KronBench.".length()), Figure.millis(p));
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -476,6 +480,7 @@ public final class BenchRunner {
             rows.add(new Row("LoRA r=" + e.getKey() + " / base: (base + adapter alone) / base", new Figure(q, Double.NaN), "ratio",
                     baseC, q, e.getKey() == 16 ? atMost(1.05, q) : ""));
         }
+        rows.addAll(KronBench.rows(kron, baseMs, fma, load));
         if (adamw.present()) {
             double q = ratio(adamw, copy);
             rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)).withLoad(load.get("AdamwBench.adamw")));
