@@ -263,6 +263,34 @@ int32_t p4j_tokens_gather(p4j_ctx* ctx, int64_t b, int64_t t, int64_t index, int
 /* dx: [b·t, d] = g: [b, d] in row index of each sequence, 0 elsewhere (overwritten). */
 int32_t p4j_tokens_gather_backward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float* g,
                                    float* dx);
+/* ---- Kronecker and Hadamard adapters (kron.cpp) ----
+ * Kronecker: ΔW = s·(a⊗b) in torch.kron order, ΔW[i·b1+k, j·b2+l] = a[i,j]·b[k,l], a: [a1, a2],
+ * b: [b1, b2], d_out = a1·b1, d_in = a2·b2; never formed by forward or backward. Each row of x is
+ * read row-major as Xm [a2, b2], each row of y, g as Ym, Gm [a1, b1]: Ym += s·a·Xm·bᵀ.
+ * Forward: p = a·Xm per row (kept for backward); y += s·p·bᵀ.
+ * x: [t, d_in]; p: [t, a1·b2] (out); y: [t, d_out] (+=) */
+int32_t p4j_kron_forward(p4j_ctx* ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s,
+                         const float* x, const float* a, const float* b, float* p, float* y);
+/* Backward: q = Gm·b per row; db = s·Σ_rows Gmᵀ·p; da = s·Σ_rows q·Xmᵀ; dXm += s·aᵀ·q.
+ * x, p as forward; g: [t, d_out]; q: [t, a1·b2] (workspace); da: [a1, a2]; db: [b1, b2];
+ * dx: [t, d_in] (+=, may be null). da and db are overwritten when accumulate == 0, added to otherwise. */
+int32_t p4j_kron_backward(p4j_ctx* ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s,
+                          const float* x, const float* a, const float* b, const float* p, const float* g, float* q,
+                          float* da, float* db, float* dx, int32_t accumulate);
+/* out: [a1·b1, a2·b2] = s·kron(a, b), or += when accumulate != 0 (merge / unmerge, ΔW for saving) */
+int32_t p4j_kron(p4j_ctx* ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float* a,
+                 const float* b, float* out, int32_t accumulate);
+/* Hadamard (LoHa): dw = s·(w1a·w1b) ⊙ (w2a·w2b). w1a, w2a: [d_out, r]; w1b, w2b: [r, d_in];
+ * dw: [d_out, d_in] (out). No temporary of dw's size. */
+int32_t p4j_hadamard_rebuild(p4j_ctx* ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float* w1a,
+                             const float* w1b, const float* w2a, const float* w2b, float* dw);
+/* Backward from gw = ∂L/∂ΔW: T1 = s·gw ⊙ (w2a·w2b), T2 = s·gw ⊙ (w1a·w1b); dw1a = T1·w1bᵀ,
+ * dw1b = w1aᵀ·T1, dw2a = T2·w2bᵀ, dw2b = w2aᵀ·T2. gw: [d_out, d_in] (read, then overwritten with T1);
+ * ws: [ws_rows, d_in] workspace, ws_rows >= 1 (T2 is built ws_rows rows at a time);
+ * dw1a, dw2a: [d_out, r]; dw1b, dw2b: [r, d_in] (overwritten when accumulate == 0, added to otherwise). */
+int32_t p4j_hadamard_backward(p4j_ctx* ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float* w1a,
+                              const float* w1b, const float* w2a, const float* w2b, float* gw, int64_t ws_rows,
+                              float* ws, float* dw1a, float* dw1b, float* dw2a, float* dw2b, int32_t accumulate);
 
 /* ---- ceilings for benchmarks (abi.cpp) ----
  * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;

@@ -406,6 +406,7 @@ public final class BenchRunner {
         Figure rowNorms = Figure.MISSING;
         Map<String, Figure> attention = new java.util.TreeMap<>();
         Figure layerNorm = Figure.MISSING;
+        Map<String, Figure> kron = new java.util.HashMap<>();   // KronBench method -> ms per call
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -449,6 +450,9 @@ public final class BenchRunner {
                 }
                 case "TransformerBench.layerNormFwdBwd" -> layerNorm = Figure.rate(p,
                         TransformerBench.LN_BYTES_PER_ELEMENT * TransformerBench.LN_T * TransformerBench.LN_D);
+                case "KronBench.kronaAdapter", "KronBench.kronaFwdBwd", "KronBench.kronaMaterialized", "KronBench.lohaFwdBwd",
+                     "KronBench.lohaRebuild", "KronBench.lokrFwdBwd", "KronBench.lokrRebuild" ->
+                        kron.put(shortName.substring("KronBench.".length()), Figure.millis(p));
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -537,6 +541,7 @@ public final class BenchRunner {
             rows.add(new Row("row norms (DoRA), 64M floats read", rowNorms, "GB/s", copyC, ratio(rowNorms, copy), "")
                     .withLoad(load.get("ScalingBench.rowNorms")));
         }
+        rows.addAll(KronBench.rows(kron, baseMs, fma, load));
         if (adamw.present()) {
             double q = ratio(adamw, copy);
             rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)).withLoad(load.get("AdamwBench.adamw")));

@@ -3168,6 +3168,79 @@ public class Peft4j extends Peft4j$shared {
     private static class p4j_scaled_lowrank_backward {
     private static class p4j_rank_gated_backward {
     private static class p4j_tokens_insert {
+    private static class p4j_kron_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_kron_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_forward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, float *p, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_kron_forward$descriptor() {
+        return p4j_kron_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_forward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, float *p, float *y)
+     * }
+     */
+    public static MethodHandle p4j_kron_forward$handle() {
+        return p4j_kron_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_forward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, float *p, float *y)
+     * }
+     */
+    public static MemorySegment p4j_kron_forward$address() {
+        return p4j_kron_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_kron_forward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, float *p, float *y)
+     * }
+     */
+    public static int p4j_kron_forward(MemorySegment ctx, long t, long a1, long a2, long b1, long b2, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment p, MemorySegment y) {
+        var mh$ = p4j_kron_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_kron_forward", ctx, t, a1, a2, b1, b2, s, x, a, b, p, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, a1, a2, b1, b2, s, x, a, b, p, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_kron_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -3186,11 +3259,6 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
             Peft4j.C_INT
         );
 
@@ -3200,6 +3268,76 @@ public class Peft4j extends Peft4j$shared {
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_backward");
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_backward");
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_kron_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_backward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, const float *p, const float *g, float *q, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_kron_backward$descriptor() {
+        return p4j_kron_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_backward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, const float *p, const float *g, float *q, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_kron_backward$handle() {
+        return p4j_kron_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_kron_backward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, const float *p, const float *g, float *q, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_kron_backward$address() {
+        return p4j_kron_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_kron_backward(p4j_ctx *ctx, int64_t t, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *x, const float *a, const float *b, const float *p, const float *g, float *q, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_kron_backward(MemorySegment ctx, long t, long a1, long a2, long b1, long b2, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment p, MemorySegment g, MemorySegment q, MemorySegment da, MemorySegment db, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_kron_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_kron_backward", ctx, t, a1, a2, b1, b2, s, x, a, b, p, g, q, da, db, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, a1, a2, b1, b2, s, x, a, b, p, g, q, da, db, dx, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_kron {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_kron");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -3222,6 +3360,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_scale_shift_backward$descriptor() {
         return p4j_scale_shift_backward.DESC;
+     * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_kron$descriptor() {
+        return p4j_kron.DESC;
     }
 
     /**
@@ -3242,6 +3385,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_scale_shift_backward$handle() {
         return p4j_scale_shift_backward.HANDLE;
+     * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_kron$handle() {
+        return p4j_kron.HANDLE;
     }
 
     /**
@@ -3262,6 +3410,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_scale_shift_backward$address() {
         return p4j_scale_shift_backward.ADDR;
+     * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_kron$address() {
+        return p4j_kron.ADDR;
     }
 
     /**
@@ -3296,6 +3449,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_scale_shift_backward", ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
             }
             return (int)mh$.invokeExact(ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
+     * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
+     * }
+     */
+    public static int p4j_kron(MemorySegment ctx, long a1, long a2, long b1, long b2, float s, MemorySegment a, MemorySegment b, MemorySegment out, int accumulate) {
+        var mh$ = p4j_kron.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_kron", ctx, a1, a2, b1, b2, s, a, b, out, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, a1, a2, b1, b2, s, a, b, out, accumulate);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -3305,6 +3468,7 @@ public class Peft4j extends Peft4j$shared {
 
     private static class p4j_rank_importance_update {
     private static class p4j_row_scale {
+    private static class p4j_hadamard_rebuild {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -3382,12 +3546,18 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_threshold");
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_insert");
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_hadamard_rebuild");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -3400,6 +3570,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_tokens_insert$descriptor() {
         return p4j_tokens_insert.DESC;
+     * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
+     * }
+     */
+    public static FunctionDescriptor p4j_hadamard_rebuild$descriptor() {
+        return p4j_hadamard_rebuild.DESC;
     }
 
     /**
@@ -3410,6 +3585,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_tokens_insert$handle() {
         return p4j_tokens_insert.HANDLE;
+     * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
+     * }
+     */
+    public static MethodHandle p4j_hadamard_rebuild$handle() {
+        return p4j_hadamard_rebuild.HANDLE;
     }
 
     /**
@@ -3420,6 +3600,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_tokens_insert$address() {
         return p4j_tokens_insert.ADDR;
+     * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
+     * }
+     */
+    public static MemorySegment p4j_hadamard_rebuild$address() {
+        return p4j_hadamard_rebuild.ADDR;
     }
 
     /**
@@ -3434,6 +3619,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_tokens_insert", ctx, b, t, n, at, d, x, rows, out);
             }
             return (int)mh$.invokeExact(ctx, b, t, n, at, d, x, rows, out);
+     * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
+     * }
+     */
+    public static int p4j_hadamard_rebuild(MemorySegment ctx, long d_out, long d_in, long r, float s, MemorySegment w1a, MemorySegment w1b, MemorySegment w2a, MemorySegment w2b, MemorySegment dw) {
+        var mh$ = p4j_hadamard_rebuild.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_hadamard_rebuild", ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, dw);
+            }
+            return (int)mh$.invokeExact(ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, dw);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -3442,6 +3637,7 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_tokens_insert_backward {
+    private static class p4j_hadamard_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -3456,6 +3652,22 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_insert_backward");
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_hadamard_backward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -3468,6 +3680,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_tokens_insert_backward$descriptor() {
         return p4j_tokens_insert_backward.DESC;
+     * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_hadamard_backward$descriptor() {
+        return p4j_hadamard_backward.DESC;
     }
 
     /**
@@ -3478,6 +3695,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_tokens_insert_backward$handle() {
         return p4j_tokens_insert_backward.HANDLE;
+     * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_hadamard_backward$handle() {
+        return p4j_hadamard_backward.HANDLE;
     }
 
     /**
@@ -3488,6 +3710,11 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_tokens_insert_backward$address() {
         return p4j_tokens_insert_backward.ADDR;
+     * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_hadamard_backward$address() {
+        return p4j_hadamard_backward.ADDR;
     }
 
     /**
@@ -3695,6 +3922,16 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_tokens_gather_backward", ctx, b, t, index, d, g, dx);
             }
             return (int)mh$.invokeExact(ctx, b, t, index, d, g, dx);
+     * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
+     * }
+     */
+    public static int p4j_hadamard_backward(MemorySegment ctx, long d_out, long d_in, long r, float s, MemorySegment w1a, MemorySegment w1b, MemorySegment w2a, MemorySegment w2b, MemorySegment gw, long ws_rows, MemorySegment ws, MemorySegment dw1a, MemorySegment dw1b, MemorySegment dw2a, MemorySegment dw2b, int accumulate) {
+        var mh$ = p4j_hadamard_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_hadamard_backward", ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, gw, ws_rows, ws, dw1a, dw1b, dw2a, dw2b, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, gw, ws_rows, ws, dw1a, dw1b, dw2a, dw2b, accumulate);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

@@ -255,6 +255,34 @@ public interface Backend extends AutoCloseable {
 
     /** dx: [batch·t, d] = g: [batch, d] in row index of each sequence, 0 elsewhere. */
     void tokensGatherBackward(long batch, long index, Tensor g, Tensor dx);
+    // ---- Kronecker and Hadamard adapters (kron.cpp) ----
+
+    /**
+     * Kronecker apply, never forming a⊗b: p = a·Xm per row (Xm = the row as [a2, b2]); y += s·p·bᵀ.
+     * x: [t, a2·b2], a: [a1, a2], b: [b1, b2], p: [t, a1·b2] (kept for backward), y: [t, a1·b1].
+     */
+    void kronForward(float s, Tensor x, Tensor a, Tensor b, Tensor p, Tensor y);
+
+    /**
+     * q = Gm·b per row (workspace [t, a1·b2]); db = s·Σ Gmᵀ·p; da = s·Σ q·Xmᵀ; dx += s·aᵀ·q per row
+     * (dx may be null). da, db overwritten unless accumulate.
+     */
+    void kronBackward(float s, Tensor x, Tensor a, Tensor b, Tensor p, Tensor g, Tensor q, Tensor da, Tensor db,
+                      Tensor dx, boolean accumulate);
+
+    /** out: [a1·b1, a2·b2] = s·kron(a, b) (torch.kron order), added to out when accumulate. */
+    void kron(float s, Tensor a, Tensor b, Tensor out, boolean accumulate);
+
+    /** dw = s·(w1a·w1b) ⊙ (w2a·w2b). w1a, w2a: [d_out, r]; w1b, w2b: [r, d_in]; dw: [d_out, d_in]. */
+    void hadamardRebuild(float s, Tensor w1a, Tensor w1b, Tensor w2a, Tensor w2b, Tensor dw);
+
+    /**
+     * LoHa's factor gradients from gw = ∂L/∂ΔW (gw is overwritten with s·gw ⊙ (w2a·w2b)); ws: [rows, d_in]
+     * workspace, any rows >= 1. dw1a = T1·w1bᵀ, dw1b = w1aᵀ·T1, dw2a = T2·w2bᵀ, dw2b = w2aᵀ·T2 with
+     * T1 = s·gw⊙(w2a·w2b), T2 = s·gw⊙(w1a·w1b); overwritten unless accumulate.
+     */
+    void hadamardBackward(float s, Tensor w1a, Tensor w1b, Tensor w2a, Tensor w2b, Tensor gw, Tensor ws,
+                          Tensor dw1a, Tensor dw1b, Tensor dw2a, Tensor dw2b, boolean accumulate);
 
     @Override
     void close();

@@ -588,6 +588,29 @@ public final class CpuBackend implements Backend {
         check("p4j_scale_shift_backward", Peft4j.p4j_scale_shift_backward(ctx(), t, d,
                 x == null ? MemorySegment.NULL : x.segment(), gamma == null ? MemorySegment.NULL : gamma.segment(), g.segment(),
                 dgamma == null ? MemorySegment.NULL : dgamma.segment(), dbeta == null ? MemorySegment.NULL : dbeta.segment(),
+    // ---- Kronecker and Hadamard adapters (kron.cpp) ----
+
+    @Override
+    public void kronForward(float s, Tensor x, Tensor a, Tensor b, Tensor p, Tensor y) {
+        KronDims d = KronDims.of(x, a, b);
+        shape("p", p, d.t(), d.a1() * d.b2());
+        shape("y", y, d.t(), d.a1() * d.b1());
+        check("p4j_kron_forward", Peft4j.p4j_kron_forward(ctx(), d.t(), d.a1(), d.a2(), d.b1(), d.b2(), s,
+                x.segment(), a.segment(), b.segment(), p.segment(), y.segment()));
+    }
+
+    @Override
+    public void kronBackward(float s, Tensor x, Tensor a, Tensor b, Tensor p, Tensor g, Tensor q, Tensor da, Tensor db,
+                             Tensor dx, boolean accumulate) {
+        KronDims d = KronDims.of(x, a, b);
+        shape("p", p, d.t(), d.a1() * d.b2());
+        shape("g", g, d.t(), d.a1() * d.b1());
+        shape("q", q, d.t(), d.a1() * d.b2());
+        shape("da", da, d.a1(), d.a2());
+        shape("db", db, d.b1(), d.b2());
+        if (dx != null) shape("dx", dx, d.t(), d.a2() * d.b2());
+        check("p4j_kron_backward", Peft4j.p4j_kron_backward(ctx(), d.t(), d.a1(), d.a2(), d.b1(), d.b2(), s,
+                x.segment(), a.segment(), b.segment(), p.segment(), g.segment(), q.segment(), da.segment(), db.segment(),
                 dx == null ? MemorySegment.NULL : dx.segment(), accumulate ? 1 : 0));
     }
 
@@ -722,6 +745,66 @@ public final class CpuBackend implements Backend {
         shape("g", g, batch, dx.dim(1));
         check("p4j_tokens_gather_backward", Peft4j.p4j_tokens_gather_backward(ctx(), batch, t, index, dx.dim(1), g.segment(),
                 dx.segment()));
+    public void kron(float s, Tensor a, Tensor b, Tensor out, boolean accumulate) {
+        matrix("a", a);
+        matrix("b", b);
+        shape("out", out, Math.multiplyExact(a.dim(0), b.dim(0)), Math.multiplyExact(a.dim(1), b.dim(1)));
+        check("p4j_kron", Peft4j.p4j_kron(ctx(), a.dim(0), a.dim(1), b.dim(0), b.dim(1), s, a.segment(), b.segment(),
+                out.segment(), accumulate ? 1 : 0));
+    }
+
+    /** The sizes of a Kronecker apply, checked once: x [t, a2·b2], a [a1, a2], b [b1, b2]. */
+    private record KronDims(long t, long a1, long a2, long b1, long b2) {
+        static KronDims of(Tensor x, Tensor a, Tensor b) {
+            matrix("x", x);
+            matrix("a", a);
+            matrix("b", b);
+            if (x.dim(1) != Math.multiplyExact(a.dim(1), b.dim(1))) {
+                throw new IllegalArgumentException("Kronecker shapes do not agree: x " + x.describe() + " needs d_in = a2·b2 = "
+                        + a.dim(1) + "·" + b.dim(1) + " from a " + a.describe() + " and b " + b.describe());
+            }
+            return new KronDims(x.dim(0), a.dim(0), a.dim(1), b.dim(0), b.dim(1));
+        }
+    }
+
+    @Override
+    public void hadamardRebuild(float s, Tensor w1a, Tensor w1b, Tensor w2a, Tensor w2b, Tensor dw) {
+        HadamardDims d = HadamardDims.of(w1a, w1b, w2a, w2b);
+        shape("dw", dw, d.dOut(), d.dIn());
+        check("p4j_hadamard_rebuild", Peft4j.p4j_hadamard_rebuild(ctx(), d.dOut(), d.dIn(), d.r(), s, w1a.segment(),
+                w1b.segment(), w2a.segment(), w2b.segment(), dw.segment()));
+    }
+
+    @Override
+    public void hadamardBackward(float s, Tensor w1a, Tensor w1b, Tensor w2a, Tensor w2b, Tensor gw, Tensor ws,
+                                 Tensor dw1a, Tensor dw1b, Tensor dw2a, Tensor dw2b, boolean accumulate) {
+        HadamardDims d = HadamardDims.of(w1a, w1b, w2a, w2b);
+        shape("gw", gw, d.dOut(), d.dIn());
+        matrix("ws", ws);
+        if (ws.dim(0) < 1 || ws.dim(1) != d.dIn()) {
+            throw new IllegalArgumentException("ws " + ws.describe() + " must be [rows >= 1, " + d.dIn() + "]");
+        }
+        shape("dw1a", dw1a, d.dOut(), d.r());
+        shape("dw1b", dw1b, d.r(), d.dIn());
+        shape("dw2a", dw2a, d.dOut(), d.r());
+        shape("dw2b", dw2b, d.r(), d.dIn());
+        check("p4j_hadamard_backward", Peft4j.p4j_hadamard_backward(ctx(), d.dOut(), d.dIn(), d.r(), s, w1a.segment(),
+                w1b.segment(), w2a.segment(), w2b.segment(), gw.segment(), ws.dim(0), ws.segment(), dw1a.segment(),
+                dw1b.segment(), dw2a.segment(), dw2b.segment(), accumulate ? 1 : 0));
+    }
+
+    /** LoHa's factor shapes, checked once: w1a, w2a [d_out, r]; w1b, w2b [r, d_in]. */
+    private record HadamardDims(long dOut, long dIn, long r) {
+        static HadamardDims of(Tensor w1a, Tensor w1b, Tensor w2a, Tensor w2b) {
+            matrix("w1a", w1a);
+            long dOut = w1a.dim(0), r = w1a.dim(1);
+            matrix("w1b", w1b);
+            long dIn = w1b.dim(1);
+            shape("w1b", w1b, r, dIn);
+            shape("w2a", w2a, dOut, r);
+            shape("w2b", w2b, r, dIn);
+            return new HadamardDims(dOut, dIn, r);
+        }
     }
 
     /** The shared backend lives as long as the process; others free their context. */

@@ -257,6 +257,11 @@ class NativeAbiTest {
         "p4j_fma_peak ctx iters^10 &flops @sink",
         "p4j_version #major #minor #patch",
         "p4j_ctx_threads ctx #threads",
+        "p4j_kron_forward ctx t=3 a1=2 a2=2 b1=2 b2=2 s~0.5 @x @a @b @p @y",
+        "p4j_kron_backward ctx t=3 a1=2 a2=2 b1=2 b2=2 s~0.5 @x @a @b @p @g @q @da @db ?@dx accumulate|0",
+        "p4j_kron ctx a1=2 a2=2 b1=2 b2=2 s~0.5 @a @b @out accumulate|0",
+        "p4j_hadamard_rebuild ctx d_out=3 d_in=4 r=2 s~0.5 @w1a @w1b @w2a @w2b @dw",
+        "p4j_hadamard_backward ctx d_out=3 d_in=4 r=2 s~0.5 @w1a @w1b @w2a @w2b @gw ws_rows^1 @ws @dw1a @dw1b @dw2a @dw2b accumulate|0",
     };
 
     static List<Arguments> everyArgument() {

@@ -41,7 +41,8 @@ import picocli.CommandLine.Parameters;
 @Command(name = "peft4j", mixinStandardHelpOptions = true, version = "peft4j 0.1.0",
         description = "Parameter-efficient fine-tuning (LoRA family) on the JVM with native kernels.",
         subcommands = {Main.Demo.class, Main.Train.class, Main.Eval.class, Main.Merge.class, Compare.class, Main.Methods.class,
-                Main.Info.class, QuantizeCommand.class, QuantizeCommand.Dequantize.class, CommandLine.HelpCommand.class})
+                Main.Info.class, QuantizeCommand.class, QuantizeCommand.Dequantize.class, ConvertCommand.class,
+                CommandLine.HelpCommand.class})
 public final class Main implements Runnable {
     static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
