@@ -2218,7 +2218,442 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_scaled_lowrank_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scaled_lowrank_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_scaled_lowrank_forward$descriptor() {
+        return p4j_scaled_lowrank_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
+     * }
+     */
+    public static MethodHandle p4j_scaled_lowrank_forward$handle() {
+        return p4j_scaled_lowrank_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
+     * }
+     */
+    public static MemorySegment p4j_scaled_lowrank_forward$address() {
+        return p4j_scaled_lowrank_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
+     * }
+     */
+    public static int p4j_scaled_lowrank_forward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment z, MemorySegment work, MemorySegment y) {
+        var mh$ = p4j_scaled_lowrank_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scaled_lowrank_forward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, work, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, work, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_scaled_lowrank_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scaled_lowrank_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_scaled_lowrank_backward$descriptor() {
+        return p4j_scaled_lowrank_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_scaled_lowrank_backward$handle() {
+        return p4j_scaled_lowrank_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_scaled_lowrank_backward$address() {
+        return p4j_scaled_lowrank_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_scaled_lowrank_backward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment z, MemorySegment g, MemorySegment work, MemorySegment du, MemorySegment dv, MemorySegment da, MemorySegment db, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_scaled_lowrank_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scaled_lowrank_backward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, g, work, du, dv, da, db, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, g, work, du, dv, da, db, dx, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_rank_gated_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_rank_gated_forward$descriptor() {
+        return p4j_rank_gated_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
+     * }
+     */
+    public static MethodHandle p4j_rank_gated_forward$handle() {
+        return p4j_rank_gated_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
+     * }
+     */
+    public static MemorySegment p4j_rank_gated_forward$address() {
+        return p4j_rank_gated_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
+     * }
+     */
+    public static int p4j_rank_gated_forward(MemorySegment ctx, long t, long d_in, long d_out, long r, float c, MemorySegment x, MemorySegment a, MemorySegment g, MemorySegment b, MemorySegment h, MemorySegment hg, MemorySegment y) {
+        var mh$ = p4j_rank_gated_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_rank_gated_forward", ctx, t, d_in, d_out, r, c, x, a, g, b, h, hg, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, c, x, a, g, b, h, hg, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_rank_gated_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_rank_gated_backward$descriptor() {
+        return p4j_rank_gated_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_rank_gated_backward$handle() {
+        return p4j_rank_gated_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_rank_gated_backward$address() {
+        return p4j_rank_gated_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_rank_gated_backward(MemorySegment ctx, long t, long d_in, long d_out, long r, float c, MemorySegment x, MemorySegment a, MemorySegment g, MemorySegment b, MemorySegment h, MemorySegment gy, MemorySegment gb, MemorySegment ws, MemorySegment da, MemorySegment db, MemorySegment dg, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_rank_gated_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_rank_gated_backward", ctx, t, d_in, d_out, r, c, x, a, g, b, h, gy, gb, ws, da, db, dg, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, c, x, a, g, b, h, gy, gb, ws, da, db, dg, dx, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_rank_importance_update {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_FLOAT,
+            Peft4j.C_FLOAT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_importance_update");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
+     * }
+     */
+    public static FunctionDescriptor p4j_rank_importance_update$descriptor() {
+        return p4j_rank_importance_update.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
+     * }
+     */
+    public static MethodHandle p4j_rank_importance_update$handle() {
+        return p4j_rank_importance_update.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
+     * }
+     */
+    public static MemorySegment p4j_rank_importance_update$address() {
+        return p4j_rank_importance_update.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
+     * }
+     */
+    public static int p4j_rank_importance_update(MemorySegment ctx, long n, MemorySegment w, MemorySegment grad, MemorySegment ibar, MemorySegment ubar, float beta1, float beta2) {
+        var mh$ = p4j_rank_importance_update.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_rank_importance_update", ctx, n, w, grad, ibar, ubar, beta1, beta2);
+            }
+            return (int)mh$.invokeExact(ctx, n, w, grad, ibar, ubar, beta1, beta2);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_rank_threshold {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_FLOAT,
+            Peft4j.C_INT,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_threshold");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
+     * }
+     */
+    public static FunctionDescriptor p4j_rank_threshold$descriptor() {
+        return p4j_rank_threshold.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
+     * }
+     */
+    public static MethodHandle p4j_rank_threshold$handle() {
+        return p4j_rank_threshold.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
+     * }
+     */
+    public static MemorySegment p4j_rank_threshold$address() {
+        return p4j_rank_threshold.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
+     * }
+     */
+    public static int p4j_rank_threshold(MemorySegment ctx, long n, float xi, int mode, MemorySegment x) {
+        var mh$ = p4j_rank_threshold.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_rank_threshold", ctx, n, xi, mode, x);
+            }
+            return (int)mh$.invokeExact(ctx, n, xi, mode, x);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_nf4_tables {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
@@ -2227,18 +2662,6 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_tables");
-    private static class p4j_row_norms {
-    private static class p4j_attention_forward {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            Peft4j.C_INT,
-            Peft4j.C_POINTER,
-            Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_norms");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2251,11 +2674,6 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_nf4_tables$descriptor() {
         return p4j_nf4_tables.DESC;
-     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
-     * }
-     */
-    public static FunctionDescriptor p4j_row_norms$descriptor() {
-        return p4j_row_norms.DESC;
     }
 
     /**
@@ -2266,11 +2684,6 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_nf4_tables$handle() {
         return p4j_nf4_tables.HANDLE;
-     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
-     * }
-     */
-    public static MethodHandle p4j_row_norms$handle() {
-        return p4j_row_norms.HANDLE;
     }
 
     /**
@@ -2281,11 +2694,6 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_nf4_tables$address() {
         return p4j_nf4_tables.ADDR;
-     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
-     * }
-     */
-    public static MemorySegment p4j_row_norms$address() {
-        return p4j_row_norms.ADDR;
     }
 
     /**
@@ -2300,16 +2708,6 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_nf4_tables", code, dyn);
             }
             return (int)mh$.invokeExact(code, dyn);
-     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
-     * }
-     */
-    public static int p4j_row_norms(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment out) {
-        var mh$ = p4j_row_norms.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_row_norms", ctx, t, d, x, out);
-            }
-            return (int)mh$.invokeExact(ctx, t, d, x, out);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2318,7 +2716,6 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_nf4_quantize {
-    private static class p4j_scale_shift_forward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2330,11 +2727,6 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_quantize");
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_forward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
     }
@@ -2347,11 +2739,6 @@ public class Peft4j extends Peft4j$shared {
      */
     public static FunctionDescriptor p4j_nf4_quantize$descriptor() {
         return p4j_nf4_quantize.DESC;
-     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
-     * }
-     */
-    public static FunctionDescriptor p4j_scale_shift_forward$descriptor() {
-        return p4j_scale_shift_forward.DESC;
     }
 
     /**
@@ -2362,11 +2749,6 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MethodHandle p4j_nf4_quantize$handle() {
         return p4j_nf4_quantize.HANDLE;
-     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
-     * }
-     */
-    public static MethodHandle p4j_scale_shift_forward$handle() {
-        return p4j_scale_shift_forward.HANDLE;
     }
 
     /**
@@ -2377,11 +2759,6 @@ public class Peft4j extends Peft4j$shared {
      */
     public static MemorySegment p4j_nf4_quantize$address() {
         return p4j_nf4_quantize.ADDR;
-     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
-     * }
-     */
-    public static MemorySegment p4j_scale_shift_forward$address() {
-        return p4j_scale_shift_forward.ADDR;
     }
 
     /**
@@ -2396,16 +2773,6 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_nf4_quantize", ctx, n, blocksize, x, packed, absmax);
             }
             return (int)mh$.invokeExact(ctx, n, blocksize, x, packed, absmax);
-     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
-     * }
-     */
-    public static int p4j_scale_shift_forward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment y) {
-        var mh$ = p4j_scale_shift_forward.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_scale_shift_forward", ctx, t, d, x, gamma, beta, y);
-            }
-            return (int)mh$.invokeExact(ctx, t, d, x, gamma, beta, y);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -2414,7 +2781,6 @@ public class Peft4j extends Peft4j$shared {
     }
 
     private static class p4j_nf4_dequantize {
-    private static class p4j_scale_shift_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
@@ -2684,6 +3050,466 @@ public class Peft4j extends Peft4j$shared {
         );
 
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_workspace");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_workspace$descriptor() {
+        return p4j_nf4_workspace.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
+     * }
+     */
+    public static MethodHandle p4j_nf4_workspace$handle() {
+        return p4j_nf4_workspace.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
+     * }
+     */
+    public static MemorySegment p4j_nf4_workspace$address() {
+        return p4j_nf4_workspace.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
+     * }
+     */
+    public static int p4j_nf4_workspace(long t, long d_in, long d_out, MemorySegment floats) {
+        var mh$ = p4j_nf4_workspace.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_workspace", t, d_in, d_out, floats);
+            }
+            return (int)mh$.invokeExact(t, d_in, d_out, floats);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_matmul {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_matmul$descriptor() {
+        return p4j_nf4_matmul.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
+     * }
+     */
+    public static MethodHandle p4j_nf4_matmul$handle() {
+        return p4j_nf4_matmul.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
+     * }
+     */
+    public static MemorySegment p4j_nf4_matmul$address() {
+        return p4j_nf4_matmul.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
+     * }
+     */
+    public static int p4j_nf4_matmul(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment x, MemorySegment packed, MemorySegment absmax, MemorySegment workspace, MemorySegment y) {
+        var mh$ = p4j_nf4_matmul.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_matmul", ctx, t, d_in, d_out, blocksize, x, packed, absmax, workspace, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, x, packed, absmax, workspace, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_matmul_dx {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul_dx");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_matmul_dx$descriptor() {
+        return p4j_nf4_matmul_dx.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
+     * }
+     */
+    public static MethodHandle p4j_nf4_matmul_dx$handle() {
+        return p4j_nf4_matmul_dx.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
+     * }
+     */
+    public static MemorySegment p4j_nf4_matmul_dx$address() {
+        return p4j_nf4_matmul_dx.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
+     * }
+     */
+    public static int p4j_nf4_matmul_dx(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment g, MemorySegment packed, MemorySegment absmax, MemorySegment workspace, MemorySegment dx) {
+        var mh$ = p4j_nf4_matmul_dx.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_matmul_dx", ctx, t, d_in, d_out, blocksize, g, packed, absmax, workspace, dx);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, g, packed, absmax, workspace, dx);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_row_norms {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_norms");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_row_norms$descriptor() {
+        return p4j_row_norms.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MethodHandle p4j_row_norms$handle() {
+        return p4j_row_norms.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MemorySegment p4j_row_norms$address() {
+        return p4j_row_norms.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_row_norms(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static int p4j_row_norms(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment out) {
+        var mh$ = p4j_row_norms.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_row_norms", ctx, t, d, x, out);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_scale_shift_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_scale_shift_forward$descriptor() {
+        return p4j_scale_shift_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static MethodHandle p4j_scale_shift_forward$handle() {
+        return p4j_scale_shift_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static MemorySegment p4j_scale_shift_forward$address() {
+        return p4j_scale_shift_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_forward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *beta, float *y)
+     * }
+     */
+    public static int p4j_scale_shift_forward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment gamma, MemorySegment beta, MemorySegment y) {
+        var mh$ = p4j_scale_shift_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scale_shift_forward", ctx, t, d, x, gamma, beta, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, gamma, beta, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_scale_shift_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_INT
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static FunctionDescriptor p4j_scale_shift_backward$descriptor() {
+        return p4j_scale_shift_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MethodHandle p4j_scale_shift_backward$handle() {
+        return p4j_scale_shift_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static MemorySegment p4j_scale_shift_backward$address() {
+        return p4j_scale_shift_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
+     * }
+     */
+    public static int p4j_scale_shift_backward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment gamma, MemorySegment g, MemorySegment dgamma, MemorySegment dbeta, MemorySegment dx, int accumulate) {
+        var mh$ = p4j_scale_shift_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_scale_shift_backward", ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_row_scale {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_scale");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static FunctionDescriptor p4j_row_scale$descriptor() {
+        return p4j_row_scale.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static MethodHandle p4j_row_scale$handle() {
+        return p4j_row_scale.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static MemorySegment p4j_row_scale$address() {
+        return p4j_row_scale.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
+     * }
+     */
+    public static int p4j_row_scale(MemorySegment ctx, long t, long d, MemorySegment s, MemorySegment x) {
+        var mh$ = p4j_row_scale.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_row_scale", ctx, t, d, s, x);
+            }
+            return (int)mh$.invokeExact(ctx, t, d, s, x);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_attention_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_FLOAT,
@@ -2703,11 +3529,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
-     * }
-     */
-    public static FunctionDescriptor p4j_nf4_workspace$descriptor() {
-        return p4j_nf4_workspace.DESC;
      * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
      * }
      */
@@ -2718,11 +3539,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
-     * }
-     */
-    public static MethodHandle p4j_nf4_workspace$handle() {
-        return p4j_nf4_workspace.HANDLE;
      * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
      * }
      */
@@ -2733,11 +3549,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
-     * }
-     */
-    public static MemorySegment p4j_nf4_workspace$address() {
-        return p4j_nf4_workspace.ADDR;
      * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
      * }
      */
@@ -2747,16 +3558,6 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_nf4_workspace(int64_t t, int64_t d_in, int64_t d_out, int64_t *floats)
-     * }
-     */
-    public static int p4j_nf4_workspace(long t, long d_in, long d_out, MemorySegment floats) {
-        var mh$ = p4j_nf4_workspace.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_nf4_workspace", t, d_in, d_out, floats);
-            }
-            return (int)mh$.invokeExact(t, d_in, d_out, floats);
      * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
      * }
      */
@@ -2774,7 +3575,6 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
-    private static class p4j_nf4_matmul {
     private static class p4j_attention_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
@@ -2862,18 +3662,6 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scaled_lowrank_forward");
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_forward");
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul");
             Peft4j.C_POINTER
         );
 
@@ -2885,11 +3673,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
-     * }
-     */
-    public static FunctionDescriptor p4j_nf4_matmul$descriptor() {
-        return p4j_nf4_matmul.DESC;
      * int32_t p4j_layernorm_forward(p4j_ctx *ctx, int64_t t, int64_t d, float eps, const float *x, const float *w, const float *b, float *y, float *mean, float *rstd)
      * }
      */
@@ -2900,11 +3683,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
-     * }
-     */
-    public static MethodHandle p4j_nf4_matmul$handle() {
-        return p4j_nf4_matmul.HANDLE;
      * int32_t p4j_layernorm_forward(p4j_ctx *ctx, int64_t t, int64_t d, float eps, const float *x, const float *w, const float *b, float *y, float *mean, float *rstd)
      * }
      */
@@ -2915,11 +3693,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
-     * }
-     */
-    public static MemorySegment p4j_nf4_matmul$address() {
-        return p4j_nf4_matmul.ADDR;
      * int32_t p4j_layernorm_forward(p4j_ctx *ctx, int64_t t, int64_t d, float eps, const float *x, const float *w, const float *b, float *y, float *mean, float *rstd)
      * }
      */
@@ -2929,16 +3702,6 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_nf4_matmul(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *packed, const float *absmax, float *workspace, float *y)
-     * }
-     */
-    public static int p4j_nf4_matmul(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment x, MemorySegment packed, MemorySegment absmax, MemorySegment workspace, MemorySegment y) {
-        var mh$ = p4j_nf4_matmul.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_nf4_matmul", ctx, t, d_in, d_out, blocksize, x, packed, absmax, workspace, y);
-            }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, x, packed, absmax, workspace, y);
      * int32_t p4j_layernorm_forward(p4j_ctx *ctx, int64_t t, int64_t d, float eps, const float *x, const float *w, const float *b, float *y, float *mean, float *rstd)
      * }
      */
@@ -2956,7 +3719,6 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
-    private static class p4j_nf4_matmul_dx {
     private static class p4j_layernorm_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
@@ -3036,13 +3798,6 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul_dx");
             Peft4j.C_POINTER
         );
 
@@ -3054,21 +3809,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
-     * }
-     */
-    public static FunctionDescriptor p4j_scaled_lowrank_forward$descriptor() {
-        return p4j_scaled_lowrank_forward.DESC;
-     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
-     * }
-     */
-    public static FunctionDescriptor p4j_rank_gated_forward$descriptor() {
-        return p4j_rank_gated_forward.DESC;
-     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
-     * }
-     */
-    public static FunctionDescriptor p4j_nf4_matmul_dx$descriptor() {
-        return p4j_nf4_matmul_dx.DESC;
      * int32_t p4j_patchify(p4j_ctx *ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float *x, float *out)
      * }
      */
@@ -3079,21 +3819,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
-     * }
-     */
-    public static MethodHandle p4j_scaled_lowrank_forward$handle() {
-        return p4j_scaled_lowrank_forward.HANDLE;
-     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
-     * }
-     */
-    public static MethodHandle p4j_rank_gated_forward$handle() {
-        return p4j_rank_gated_forward.HANDLE;
-     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
-     * }
-     */
-    public static MethodHandle p4j_nf4_matmul_dx$handle() {
-        return p4j_nf4_matmul_dx.HANDLE;
      * int32_t p4j_patchify(p4j_ctx *ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float *x, float *out)
      * }
      */
@@ -3104,21 +3829,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
-     * }
-     */
-    public static MemorySegment p4j_scaled_lowrank_forward$address() {
-        return p4j_scaled_lowrank_forward.ADDR;
-     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
-     * }
-     */
-    public static MemorySegment p4j_rank_gated_forward$address() {
-        return p4j_rank_gated_forward.ADDR;
-     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
-     * }
-     */
-    public static MemorySegment p4j_nf4_matmul_dx$address() {
-        return p4j_nf4_matmul_dx.ADDR;
      * int32_t p4j_patchify(p4j_ctx *ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float *x, float *out)
      * }
      */
@@ -3128,26 +3838,6 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, float *h, float *z, float *work, float *y)
-     * }
-     */
-    public static int p4j_scaled_lowrank_forward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment z, MemorySegment work, MemorySegment y) {
-        var mh$ = p4j_scaled_lowrank_forward.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_scaled_lowrank_forward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, work, y);
-            }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, work, y);
-     * int32_t p4j_rank_gated_forward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, float *h, float *hg, float *y)
-     * }
-     */
-    public static int p4j_rank_gated_forward(MemorySegment ctx, long t, long d_in, long d_out, long r, float c, MemorySegment x, MemorySegment a, MemorySegment g, MemorySegment b, MemorySegment h, MemorySegment hg, MemorySegment y) {
-        var mh$ = p4j_rank_gated_forward.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_rank_gated_forward", ctx, t, d_in, d_out, r, c, x, a, g, b, h, hg, y);
-            }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, c, x, a, g, b, h, hg, y);
      * int32_t p4j_patchify(p4j_ctx *ctx, int64_t b, int64_t h, int64_t w, int64_t p, const float *x, float *out)
      * }
      */
@@ -3165,9 +3855,274 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
-    private static class p4j_scaled_lowrank_backward {
-    private static class p4j_rank_gated_backward {
     private static class p4j_tokens_insert {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_insert");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_tokens_insert$descriptor() {
+        return p4j_tokens_insert.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
+     * }
+     */
+    public static MethodHandle p4j_tokens_insert$handle() {
+        return p4j_tokens_insert.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
+     * }
+     */
+    public static MemorySegment p4j_tokens_insert$address() {
+        return p4j_tokens_insert.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
+     * }
+     */
+    public static int p4j_tokens_insert(MemorySegment ctx, long b, long t, long n, long at, long d, MemorySegment x, MemorySegment rows, MemorySegment out) {
+        var mh$ = p4j_tokens_insert.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_tokens_insert", ctx, b, t, n, at, d, x, rows, out);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, n, at, d, x, rows, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_tokens_insert_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_insert_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
+     * }
+     */
+    public static FunctionDescriptor p4j_tokens_insert_backward$descriptor() {
+        return p4j_tokens_insert_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
+     * }
+     */
+    public static MethodHandle p4j_tokens_insert_backward$handle() {
+        return p4j_tokens_insert_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
+     * }
+     */
+    public static MemorySegment p4j_tokens_insert_backward$address() {
+        return p4j_tokens_insert_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
+     * }
+     */
+    public static int p4j_tokens_insert_backward(MemorySegment ctx, long b, long t, long n, long at, long d, MemorySegment g, MemorySegment dx, MemorySegment drows) {
+        var mh$ = p4j_tokens_insert_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_tokens_insert_backward", ctx, b, t, n, at, d, g, dx, drows);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, n, at, d, g, dx, drows);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_tokens_gather {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_gather");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_tokens_gather$descriptor() {
+        return p4j_tokens_gather.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MethodHandle p4j_tokens_gather$handle() {
+        return p4j_tokens_gather.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static MemorySegment p4j_tokens_gather$address() {
+        return p4j_tokens_gather.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
+     * }
+     */
+    public static int p4j_tokens_gather(MemorySegment ctx, long b, long t, long index, long d, MemorySegment x, MemorySegment out) {
+        var mh$ = p4j_tokens_gather.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_tokens_gather", ctx, b, t, index, d, x, out);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, index, d, x, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_tokens_gather_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_gather_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
+     * }
+     */
+    public static FunctionDescriptor p4j_tokens_gather_backward$descriptor() {
+        return p4j_tokens_gather_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
+     * }
+     */
+    public static MethodHandle p4j_tokens_gather_backward$handle() {
+        return p4j_tokens_gather_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
+     * }
+     */
+    public static MemorySegment p4j_tokens_gather_backward$address() {
+        return p4j_tokens_gather_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
+     * }
+     */
+    public static int p4j_tokens_gather_backward(MemorySegment ctx, long b, long t, long index, long d, MemorySegment g, MemorySegment dx) {
+        var mh$ = p4j_tokens_gather_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_tokens_gather_backward", ctx, b, t, index, d, g, dx);
+            }
+            return (int)mh$.invokeExact(ctx, b, t, index, d, g, dx);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_kron_forward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
@@ -3178,7 +4133,6 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_FLOAT,
-            Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
@@ -3262,12 +4216,6 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_INT
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scaled_lowrank_backward");
-            Peft4j.C_INT
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_gated_backward");
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_scale_shift_backward");
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_kron_backward");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
@@ -3345,21 +4293,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
-     * }
-     */
-    public static FunctionDescriptor p4j_scaled_lowrank_backward$descriptor() {
-        return p4j_scaled_lowrank_backward.DESC;
-     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
-     * }
-     */
-    public static FunctionDescriptor p4j_rank_gated_backward$descriptor() {
-        return p4j_rank_gated_backward.DESC;
-     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
-     * }
-     */
-    public static FunctionDescriptor p4j_scale_shift_backward$descriptor() {
-        return p4j_scale_shift_backward.DESC;
      * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
      * }
      */
@@ -3370,21 +4303,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
-     * }
-     */
-    public static MethodHandle p4j_scaled_lowrank_backward$handle() {
-        return p4j_scaled_lowrank_backward.HANDLE;
-     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
-     * }
-     */
-    public static MethodHandle p4j_rank_gated_backward$handle() {
-        return p4j_rank_gated_backward.HANDLE;
-     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
-     * }
-     */
-    public static MethodHandle p4j_scale_shift_backward$handle() {
-        return p4j_scale_shift_backward.HANDLE;
      * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
      * }
      */
@@ -3395,21 +4313,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
-     * }
-     */
-    public static MemorySegment p4j_scaled_lowrank_backward$address() {
-        return p4j_scaled_lowrank_backward.ADDR;
-     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
-     * }
-     */
-    public static MemorySegment p4j_rank_gated_backward$address() {
-        return p4j_rank_gated_backward.ADDR;
-     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
-     * }
-     */
-    public static MemorySegment p4j_scale_shift_backward$address() {
-        return p4j_scale_shift_backward.ADDR;
      * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
      * }
      */
@@ -3419,36 +4322,6 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_scaled_lowrank_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, int64_t lda, float s, const float *x, const float *a, const float *b, const float *u, const float *v, const float *h, const float *z, const float *g, float *work, float *du, float *dv, float *da, float *db, float *dx, int32_t accumulate)
-     * }
-     */
-    public static int p4j_scaled_lowrank_backward(MemorySegment ctx, long t, long d_in, long d_out, long r, long lda, float s, MemorySegment x, MemorySegment a, MemorySegment b, MemorySegment u, MemorySegment v, MemorySegment h, MemorySegment z, MemorySegment g, MemorySegment work, MemorySegment du, MemorySegment dv, MemorySegment da, MemorySegment db, MemorySegment dx, int accumulate) {
-        var mh$ = p4j_scaled_lowrank_backward.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_scaled_lowrank_backward", ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, g, work, du, dv, da, db, dx, accumulate);
-            }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, lda, s, x, a, b, u, v, h, z, g, work, du, dv, da, db, dx, accumulate);
-     * int32_t p4j_rank_gated_backward(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t r, float c, const float *x, const float *a, const float *g, const float *b, const float *h, const float *gy, float *gb, float *ws, float *da, float *db, float *dg, float *dx, int32_t accumulate)
-     * }
-     */
-    public static int p4j_rank_gated_backward(MemorySegment ctx, long t, long d_in, long d_out, long r, float c, MemorySegment x, MemorySegment a, MemorySegment g, MemorySegment b, MemorySegment h, MemorySegment gy, MemorySegment gb, MemorySegment ws, MemorySegment da, MemorySegment db, MemorySegment dg, MemorySegment dx, int accumulate) {
-        var mh$ = p4j_rank_gated_backward.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_rank_gated_backward", ctx, t, d_in, d_out, r, c, x, a, g, b, h, gy, gb, ws, da, db, dg, dx, accumulate);
-            }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, r, c, x, a, g, b, h, gy, gb, ws, da, db, dg, dx, accumulate);
-     * int32_t p4j_scale_shift_backward(p4j_ctx *ctx, int64_t t, int64_t d, const float *x, const float *gamma, const float *g, float *dgamma, float *dbeta, float *dx, int32_t accumulate)
-     * }
-     */
-    public static int p4j_scale_shift_backward(MemorySegment ctx, long t, long d, MemorySegment x, MemorySegment gamma, MemorySegment g, MemorySegment dgamma, MemorySegment dbeta, MemorySegment dx, int accumulate) {
-        var mh$ = p4j_scale_shift_backward.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_scale_shift_backward", ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
-            }
-            return (int)mh$.invokeExact(ctx, t, d, x, gamma, g, dgamma, dbeta, dx, accumulate);
      * int32_t p4j_kron(p4j_ctx *ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float *a, const float *b, float *out, int32_t accumulate)
      * }
      */
@@ -3466,86 +4339,11 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
-    private static class p4j_rank_importance_update {
-    private static class p4j_row_scale {
     private static class p4j_hadamard_rebuild {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
             Peft4j.C_POINTER,
             Peft4j.C_LONG,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_FLOAT,
-            Peft4j.C_FLOAT
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_importance_update");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
-     * }
-     */
-    public static FunctionDescriptor p4j_rank_importance_update$descriptor() {
-        return p4j_rank_importance_update.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
-     * }
-     */
-    public static MethodHandle p4j_rank_importance_update$handle() {
-        return p4j_rank_importance_update.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
-     * }
-     */
-    public static MemorySegment p4j_rank_importance_update$address() {
-        return p4j_rank_importance_update.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * int32_t p4j_rank_importance_update(p4j_ctx *ctx, int64_t n, const float *w, const float *grad, float *ibar, float *ubar, float beta1, float beta2)
-     * }
-     */
-    public static int p4j_rank_importance_update(MemorySegment ctx, long n, MemorySegment w, MemorySegment grad, MemorySegment ibar, MemorySegment ubar, float beta1, float beta2) {
-        var mh$ = p4j_rank_importance_update.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_rank_importance_update", ctx, n, w, grad, ibar, ubar, beta1, beta2);
-            }
-            return (int)mh$.invokeExact(ctx, n, w, grad, ibar, ubar, beta1, beta2);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class p4j_rank_threshold {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            Peft4j.C_INT,
-            Peft4j.C_POINTER,
-            Peft4j.C_LONG,
-            Peft4j.C_FLOAT,
-            Peft4j.C_INT,
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_rank_threshold");
             Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_FLOAT,
@@ -3556,7 +4354,6 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_POINTER
         );
 
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_insert");
         public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_hadamard_rebuild");
 
         public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
@@ -3565,11 +4362,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
-     * }
-     */
-    public static FunctionDescriptor p4j_tokens_insert$descriptor() {
-        return p4j_tokens_insert.DESC;
      * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
      * }
      */
@@ -3580,11 +4372,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
-     * }
-     */
-    public static MethodHandle p4j_tokens_insert$handle() {
-        return p4j_tokens_insert.HANDLE;
      * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
      * }
      */
@@ -3595,11 +4382,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
-     * }
-     */
-    public static MemorySegment p4j_tokens_insert$address() {
-        return p4j_tokens_insert.ADDR;
      * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
      * }
      */
@@ -3609,16 +4391,6 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_tokens_insert(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *x, const float *rows, float *out)
-     * }
-     */
-    public static int p4j_tokens_insert(MemorySegment ctx, long b, long t, long n, long at, long d, MemorySegment x, MemorySegment rows, MemorySegment out) {
-        var mh$ = p4j_tokens_insert.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_tokens_insert", ctx, b, t, n, at, d, x, rows, out);
-            }
-            return (int)mh$.invokeExact(ctx, b, t, n, at, d, x, rows, out);
      * int32_t p4j_hadamard_rebuild(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *dw)
      * }
      */
@@ -3636,7 +4408,6 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
-    private static class p4j_tokens_insert_backward {
     private static class p4j_hadamard_backward {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
@@ -3644,14 +4415,6 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_insert_backward");
             Peft4j.C_FLOAT,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
@@ -3675,11 +4438,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
-     * }
-     */
-    public static FunctionDescriptor p4j_tokens_insert_backward$descriptor() {
-        return p4j_tokens_insert_backward.DESC;
      * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
      * }
      */
@@ -3690,11 +4448,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
-     * }
-     */
-    public static MethodHandle p4j_tokens_insert_backward$handle() {
-        return p4j_tokens_insert_backward.HANDLE;
      * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
      * }
      */
@@ -3705,11 +4458,6 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
-     * }
-     */
-    public static MemorySegment p4j_tokens_insert_backward$address() {
-        return p4j_tokens_insert_backward.ADDR;
      * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
      * }
      */
@@ -3719,209 +4467,6 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_tokens_insert_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t n, int64_t at, int64_t d, const float *g, float *dx, float *drows)
-     * }
-     */
-    public static int p4j_tokens_insert_backward(MemorySegment ctx, long b, long t, long n, long at, long d, MemorySegment g, MemorySegment dx, MemorySegment drows) {
-        var mh$ = p4j_tokens_insert_backward.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_tokens_insert_backward", ctx, b, t, n, at, d, g, dx, drows);
-            }
-            return (int)mh$.invokeExact(ctx, b, t, n, at, d, g, dx, drows);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class p4j_tokens_gather {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            Peft4j.C_INT,
-            Peft4j.C_POINTER,
-            Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_row_scale");
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_gather");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
-     * }
-     */
-    public static FunctionDescriptor p4j_rank_threshold$descriptor() {
-        return p4j_rank_threshold.DESC;
-     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
-     * }
-     */
-    public static FunctionDescriptor p4j_row_scale$descriptor() {
-        return p4j_row_scale.DESC;
-     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
-     * }
-     */
-    public static FunctionDescriptor p4j_tokens_gather$descriptor() {
-        return p4j_tokens_gather.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
-     * }
-     */
-    public static MethodHandle p4j_rank_threshold$handle() {
-        return p4j_rank_threshold.HANDLE;
-     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
-     * }
-     */
-    public static MethodHandle p4j_row_scale$handle() {
-        return p4j_row_scale.HANDLE;
-     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
-     * }
-     */
-    public static MethodHandle p4j_tokens_gather$handle() {
-        return p4j_tokens_gather.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
-     * }
-     */
-    public static MemorySegment p4j_rank_threshold$address() {
-        return p4j_rank_threshold.ADDR;
-     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
-     * }
-     */
-    public static MemorySegment p4j_row_scale$address() {
-        return p4j_row_scale.ADDR;
-     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
-     * }
-     */
-    public static MemorySegment p4j_tokens_gather$address() {
-        return p4j_tokens_gather.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * int32_t p4j_rank_threshold(p4j_ctx *ctx, int64_t n, float xi, int32_t mode, float *x)
-     * }
-     */
-    public static int p4j_rank_threshold(MemorySegment ctx, long n, float xi, int mode, MemorySegment x) {
-        var mh$ = p4j_rank_threshold.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_rank_threshold", ctx, n, xi, mode, x);
-            }
-            return (int)mh$.invokeExact(ctx, n, xi, mode, x);
-     * int32_t p4j_nf4_matmul_dx(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *g, const uint8_t *packed, const float *absmax, float *workspace, float *dx)
-     * }
-     */
-    public static int p4j_nf4_matmul_dx(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment g, MemorySegment packed, MemorySegment absmax, MemorySegment workspace, MemorySegment dx) {
-        var mh$ = p4j_nf4_matmul_dx.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_nf4_matmul_dx", ctx, t, d_in, d_out, blocksize, g, packed, absmax, workspace, dx);
-            }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, g, packed, absmax, workspace, dx);
-     * int32_t p4j_row_scale(p4j_ctx *ctx, int64_t t, int64_t d, const float *s, float *x)
-     * }
-     */
-    public static int p4j_row_scale(MemorySegment ctx, long t, long d, MemorySegment s, MemorySegment x) {
-        var mh$ = p4j_row_scale.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_row_scale", ctx, t, d, s, x);
-            }
-            return (int)mh$.invokeExact(ctx, t, d, s, x);
-     * int32_t p4j_tokens_gather(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *x, float *out)
-     * }
-     */
-    public static int p4j_tokens_gather(MemorySegment ctx, long b, long t, long index, long d, MemorySegment x, MemorySegment out) {
-        var mh$ = p4j_tokens_gather.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_tokens_gather", ctx, b, t, index, d, x, out);
-            }
-            return (int)mh$.invokeExact(ctx, b, t, index, d, x, out);
-        } catch (Error | RuntimeException ex) {
-           throw ex;
-        } catch (Throwable ex$) {
-           throw new AssertionError("should not reach here", ex$);
-        }
-    }
-
-    private static class p4j_tokens_gather_backward {
-        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
-            Peft4j.C_INT,
-            Peft4j.C_POINTER,
-            Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_LONG,
-            Peft4j.C_POINTER,
-            Peft4j.C_POINTER
-        );
-
-        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_tokens_gather_backward");
-
-        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
-    }
-
-    /**
-     * Function descriptor for:
-     * {@snippet lang=c :
-     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
-     * }
-     */
-    public static FunctionDescriptor p4j_tokens_gather_backward$descriptor() {
-        return p4j_tokens_gather_backward.DESC;
-    }
-
-    /**
-     * Downcall method handle for:
-     * {@snippet lang=c :
-     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
-     * }
-     */
-    public static MethodHandle p4j_tokens_gather_backward$handle() {
-        return p4j_tokens_gather_backward.HANDLE;
-    }
-
-    /**
-     * Address for:
-     * {@snippet lang=c :
-     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
-     * }
-     */
-    public static MemorySegment p4j_tokens_gather_backward$address() {
-        return p4j_tokens_gather_backward.ADDR;
-    }
-
-    /**
-     * {@snippet lang=c :
-     * int32_t p4j_tokens_gather_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t index, int64_t d, const float *g, float *dx)
-     * }
-     */
-    public static int p4j_tokens_gather_backward(MemorySegment ctx, long b, long t, long index, long d, MemorySegment g, MemorySegment dx) {
-        var mh$ = p4j_tokens_gather_backward.HANDLE;
-        try {
-            if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_tokens_gather_backward", ctx, b, t, index, d, g, dx);
-            }
-            return (int)mh$.invokeExact(ctx, b, t, index, d, g, dx);
      * int32_t p4j_hadamard_backward(p4j_ctx *ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float *w1a, const float *w1b, const float *w2a, const float *w2b, float *gw, int64_t ws_rows, float *ws, float *dw1a, float *dw1b, float *dw2a, float *dw2b, int32_t accumulate)
      * }
      */
