@@ -148,6 +148,7 @@ public interface Backend extends AutoCloseable {
      */
     void scaledLowrankBackward(float s, Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, Tensor h, Tensor z, Tensor g, Tensor work,
                                Tensor du, Tensor dv, Tensor da, Tensor db, Tensor dx, boolean accumulate);
+
     // ---- rank-adaptive methods (AdaLoRA, SoRA, DyLoRA) ----
 
     /**
@@ -177,6 +178,7 @@ public interface Backend extends AutoCloseable {
      * else x − sign(x)·xi).
      */
     void rankThreshold(float xi, boolean soft, Tensor x);
+
     // ---- NF4 4-bit quantisation (bitsandbytes-exact; docs/algorithms.md §7) ----
     // A weight is flattened row-major and cut into blocks of blockSize (a power of two in [32, 4096]).
     // packed: U8[(n + 1) / 2], element 2j in the high nibble; absmax: F32[ceil(n / blockSize)].
@@ -204,6 +206,7 @@ public interface Backend extends AutoCloseable {
 
     /** dx: [t, d_in] = g·dequant(W), g: [t, d_out]. */
     void nf4MatmulDx(int blockSize, Tensor g, Tensor packed, Tensor absmax, Tensor workspace, Tensor dx);
+
     // ---- scaling (SSF, (IA)³, DoRA) ----
 
     /** out: [t] = L2 norm of each row of x: [t, d] (accumulated in double). */
@@ -221,6 +224,7 @@ public interface Backend extends AutoCloseable {
 
     /** Row i of x: [t, d] times s[i], s: [t]. */
     void rowScale(Tensor s, Tensor x);
+
     // ---- transformer: attention, LayerNorm, token rows ----
 
     /**
@@ -255,6 +259,7 @@ public interface Backend extends AutoCloseable {
 
     /** dx: [batch·t, d] = g: [batch, d] in row index of each sequence, 0 elsewhere. */
     void tokensGatherBackward(long batch, long index, Tensor g, Tensor dx);
+
     // ---- Kronecker and Hadamard adapters (kron.cpp) ----
 
     /**

@@ -358,6 +358,36 @@ public final class CpuBackend implements Backend {
         check("p4j_scaled_lowrank_backward", Peft4j.p4j_scaled_lowrank_backward(ctx(), d.t(), d.dIn(), d.dOut(), d.r(),
                 a.dim(1), s, x.segment(), a.segment(), b.segment(), orNull(u), orNull(v), h.segment(), z.segment(), g.segment(),
                 work.segment(), orNull(du), orNull(dv), orNull(da), orNull(db), orNull(dx), accumulate ? 1 : 0));
+    }
+
+    private static MemorySegment orNull(Tensor t) {
+        return t == null ? MemorySegment.NULL : t.segment();
+    }
+
+    private static void workspace(Tensor work, long needed) {
+        f32("work", work);
+        if (work.numel() < needed) {
+            throw new IllegalArgumentException("work " + work.describe() + " must hold at least " + needed + " floats");
+        }
+    }
+
+    /** Sizes of a scaled low-rank product: x [t, d_in], a [r, D_in ≥ d_in], b [D_out ≥ d_out, r], u [r], v [d_out]. */
+    private record ScaledDims(long t, long dIn, long dOut, long r) {
+        static ScaledDims of(Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, long dOut) {
+            matrix("x", x);
+            matrix("a", a);
+            matrix("b", b);
+            long t = x.dim(0), dIn = x.dim(1), r = a.dim(0);
+            if (a.dim(1) < dIn || b.dim(1) != r || b.dim(0) < dOut) {
+                throw new IllegalArgumentException("scaled low-rank shapes do not agree: x " + x.describe() + " needs a [r, >= "
+                        + dIn + "], got a " + a.describe() + "; b must be [>= " + dOut + ", " + r + "], got b " + b.describe());
+            }
+            if (u != null) shape("u", u, r);
+            if (v != null) shape("v", v, dOut);
+            return new ScaledDims(t, dIn, dOut, r);
+        }
+    }
+
     // ---- rank-adaptive methods ----
 
     @Override
@@ -399,32 +429,6 @@ public final class CpuBackend implements Backend {
         if (g.numel() != r) throw new IllegalArgumentException("g " + g.describe() + " must have r = " + r + " elements");
     }
 
-    private static MemorySegment orNull(Tensor t) {
-        return t == null ? MemorySegment.NULL : t.segment();
-    }
-
-    private static void workspace(Tensor work, long needed) {
-        f32("work", work);
-        if (work.numel() < needed) {
-            throw new IllegalArgumentException("work " + work.describe() + " must hold at least " + needed + " floats");
-        }
-    }
-
-    /** Sizes of a scaled low-rank product: x [t, d_in], a [r, D_in ≥ d_in], b [D_out ≥ d_out, r], u [r], v [d_out]. */
-    private record ScaledDims(long t, long dIn, long dOut, long r) {
-        static ScaledDims of(Tensor x, Tensor a, Tensor b, Tensor u, Tensor v, long dOut) {
-            matrix("x", x);
-            matrix("a", a);
-            matrix("b", b);
-            long t = x.dim(0), dIn = x.dim(1), r = a.dim(0);
-            if (a.dim(1) < dIn || b.dim(1) != r || b.dim(0) < dOut) {
-                throw new IllegalArgumentException("scaled low-rank shapes do not agree: x " + x.describe() + " needs a [r, >= "
-                        + dIn + "], got a " + a.describe() + "; b must be [>= " + dOut + ", " + r + "], got b " + b.describe());
-            }
-            if (u != null) shape("u", u, r);
-            if (v != null) shape("v", v, dOut);
-            return new ScaledDims(t, dIn, dOut, r);
-        }
     @Override
     public void rankImportanceUpdate(Tensor w, Tensor grad, Tensor ibar, Tensor ubar, float beta1, float beta2) {
         sameShape("w", w, "grad", grad);
@@ -442,6 +446,8 @@ public final class CpuBackend implements Backend {
         f32("x", x);
         if (!(xi >= 0) || !Float.isFinite(xi)) throw new IllegalArgumentException("rankThreshold: xi must be finite and >= 0, got xi=" + xi);
         check("p4j_rank_threshold", Peft4j.p4j_rank_threshold(ctx(), x.numel(), xi, soft ? 1 : 0, x.segment()));
+    }
+
     // ---- NF4 4-bit quantisation ----
 
     @Override
@@ -551,6 +557,8 @@ public final class CpuBackend implements Backend {
             throw new IllegalArgumentException("workspace " + workspace.describe() + " must have at least " + need + " elements");
         }
         return workspace.segment();
+    }
+
     // ---- scaling (SSF, (IA)³, DoRA) ----
 
     @Override
@@ -588,29 +596,6 @@ public final class CpuBackend implements Backend {
         check("p4j_scale_shift_backward", Peft4j.p4j_scale_shift_backward(ctx(), t, d,
                 x == null ? MemorySegment.NULL : x.segment(), gamma == null ? MemorySegment.NULL : gamma.segment(), g.segment(),
                 dgamma == null ? MemorySegment.NULL : dgamma.segment(), dbeta == null ? MemorySegment.NULL : dbeta.segment(),
-    // ---- Kronecker and Hadamard adapters (kron.cpp) ----
-
-    @Override
-    public void kronForward(float s, Tensor x, Tensor a, Tensor b, Tensor p, Tensor y) {
-        KronDims d = KronDims.of(x, a, b);
-        shape("p", p, d.t(), d.a1() * d.b2());
-        shape("y", y, d.t(), d.a1() * d.b1());
-        check("p4j_kron_forward", Peft4j.p4j_kron_forward(ctx(), d.t(), d.a1(), d.a2(), d.b1(), d.b2(), s,
-                x.segment(), a.segment(), b.segment(), p.segment(), y.segment()));
-    }
-
-    @Override
-    public void kronBackward(float s, Tensor x, Tensor a, Tensor b, Tensor p, Tensor g, Tensor q, Tensor da, Tensor db,
-                             Tensor dx, boolean accumulate) {
-        KronDims d = KronDims.of(x, a, b);
-        shape("p", p, d.t(), d.a1() * d.b2());
-        shape("g", g, d.t(), d.a1() * d.b1());
-        shape("q", q, d.t(), d.a1() * d.b2());
-        shape("da", da, d.a1(), d.a2());
-        shape("db", db, d.b1(), d.b2());
-        if (dx != null) shape("dx", dx, d.t(), d.a2() * d.b2());
-        check("p4j_kron_backward", Peft4j.p4j_kron_backward(ctx(), d.t(), d.a1(), d.a2(), d.b1(), d.b2(), s,
-                x.segment(), a.segment(), b.segment(), p.segment(), g.segment(), q.segment(), da.segment(), db.segment(),
                 dx == null ? MemorySegment.NULL : dx.segment(), accumulate ? 1 : 0));
     }
 
@@ -619,6 +604,8 @@ public final class CpuBackend implements Backend {
         matrix("x", x);
         shape("s", s, x.dim(0));
         check("p4j_row_scale", Peft4j.p4j_row_scale(ctx(), x.dim(0), x.dim(1), s.segment(), x.segment()));
+    }
+
     // ---- transformer: attention, LayerNorm, token rows ----
 
     /** t per sequence of an activation [batch·t, features]. */
@@ -745,6 +732,35 @@ public final class CpuBackend implements Backend {
         shape("g", g, batch, dx.dim(1));
         check("p4j_tokens_gather_backward", Peft4j.p4j_tokens_gather_backward(ctx(), batch, t, index, dx.dim(1), g.segment(),
                 dx.segment()));
+    }
+
+    // ---- Kronecker and Hadamard adapters (kron.cpp) ----
+
+    @Override
+    public void kronForward(float s, Tensor x, Tensor a, Tensor b, Tensor p, Tensor y) {
+        KronDims d = KronDims.of(x, a, b);
+        shape("p", p, d.t(), d.a1() * d.b2());
+        shape("y", y, d.t(), d.a1() * d.b1());
+        check("p4j_kron_forward", Peft4j.p4j_kron_forward(ctx(), d.t(), d.a1(), d.a2(), d.b1(), d.b2(), s,
+                x.segment(), a.segment(), b.segment(), p.segment(), y.segment()));
+    }
+
+    @Override
+    public void kronBackward(float s, Tensor x, Tensor a, Tensor b, Tensor p, Tensor g, Tensor q, Tensor da, Tensor db,
+                             Tensor dx, boolean accumulate) {
+        KronDims d = KronDims.of(x, a, b);
+        shape("p", p, d.t(), d.a1() * d.b2());
+        shape("g", g, d.t(), d.a1() * d.b1());
+        shape("q", q, d.t(), d.a1() * d.b2());
+        shape("da", da, d.a1(), d.a2());
+        shape("db", db, d.b1(), d.b2());
+        if (dx != null) shape("dx", dx, d.t(), d.a2() * d.b2());
+        check("p4j_kron_backward", Peft4j.p4j_kron_backward(ctx(), d.t(), d.a1(), d.a2(), d.b1(), d.b2(), s,
+                x.segment(), a.segment(), b.segment(), p.segment(), g.segment(), q.segment(), da.segment(), db.segment(),
+                dx == null ? MemorySegment.NULL : dx.segment(), accumulate ? 1 : 0));
+    }
+
+    @Override
     public void kron(float s, Tensor a, Tensor b, Tensor out, boolean accumulate) {
         matrix("a", a);
         matrix("b", b);
