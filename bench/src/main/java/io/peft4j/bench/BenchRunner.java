@@ -526,6 +526,7 @@ public final class BenchRunner {
             double q = ratio(unfused, veraAdapter);
             rows.add(new Row(veraName + " adapter from unfused ops (gemm, mul, colsum)", unfused, "ms", fusedC, q, atLeast(1.0, q))
                     .withLoad(load.get("ScaledLowRankBench.unfusedAdapterFwdBwd")));
+        }
         // ---- scaling adapters (ScalingBench) ----
         for (Map.Entry<Integer, Figure> e : loraLayer.entrySet()) {
             rows.add(new Row("Linear + LoRA r=" + e.getKey() + " fwd+bwd " + layer + " (adapter SPI)", e.getValue(), "ms", baseC,

@@ -126,8 +126,20 @@ class AdapterContractTest {
                 tied("Tied-LoRA custom: A per layer frozen, B tied trained, v only, r=4", "tied-ab",
                         new boolean[] {false, true, false, true, false, true}, 4, 2, 0f, TestSupport::mlp, TargetModules.allLinear()),
                 tied("Tied-LoRA tied-ab-u dropout=0.1 r=3, Mlp, all-linear", "tied-ab-u", null, 3, 3, 0.1f, TestSupport::mlp,
-                        TargetModules.allLinear()));
+                        TargetModules.allLinear()),
+                adalora("AdaLoRA init_r=6 alpha=8, Mlp, all-linear", 6, 8, 0f, TestSupport::mlp, TargetModules.allLinear()),
+                adalora("AdaLoRA init_r=3 alpha=5 dropout=0.1, nested, [q, o]", 3, 5, 0.1f, TestSupport::nested, TargetModules.names("q", "o")),
+                dylora("DyLoRA r=5 alpha=16 normal mode, Mlp, all-linear", 5, 16, TestSupport::mlp, TargetModules.allLinear()),
+                sora("SoRA r=6 alpha=16, nested, [q, o]", 6, 16, TestSupport::nested, TargetModules.names("q", "o")),
+                selora("SeLoRA init_r=3 alpha=8, Mlp, [fc1, fc2]", 3, 8, TestSupport::mlp, TargetModules.names("fc1", "fc2")),
+                lora("LoRA r=8 alpha=16, ViT, [attn.q, attn.k]", 8, 16, false, 0f, "kaiming",
+                        VitModels::contractModel, TargetModules.names("attn.q", "attn.k")),
+                lora("LoRA r=3 alpha=5, ViT, regex on q, k, v, o and mlp.fc1", 3, 5, false, 0f, "gaussian",
+                        VitModels::contractModel, TargetModules.regex("vit\\.blocks\\.\\d+\\.(attn\\.[qkvo]|mlp\\.fc1)"))),
+                io.peft4j.variants.krona.KronaCases.rows(), io.peft4j.variants.loha.LohaCases.rows(),
+                io.peft4j.variants.lokr.LokrCases.rows()).flatMap(s -> s);
     }
+
 
     static VariantCase vera(String name, int r, boolean saveProjection, float dropout, LongFunction<Module> model, TargetModules targets) {
         Map<String, Object> json = new LinkedHashMap<>();
@@ -168,12 +180,8 @@ class AdapterContractTest {
                 new ScaledLowRankReference(TiedLoraConfig.A, TiedLoraConfig.B, TiedLoraConfig.U, TiedLoraConfig.V, r, alpha / r,
                         probe::perLayerTrainable),
                 model, targets, perLayer, json, dropout, true);
-                adalora("AdaLoRA init_r=6 alpha=8, Mlp, all-linear", 6, 8, 0f, TestSupport::mlp, TargetModules.allLinear()),
-                adalora("AdaLoRA init_r=3 alpha=5 dropout=0.1, nested, [q, o]", 3, 5, 0.1f, TestSupport::nested, TargetModules.names("q", "o")),
-                dylora("DyLoRA r=5 alpha=16 normal mode, Mlp, all-linear", 5, 16, TestSupport::mlp, TargetModules.allLinear()),
-                sora("SoRA r=6 alpha=16, nested, [q, o]", 6, 16, TestSupport::nested, TargetModules.names("q", "o")),
-                selora("SeLoRA init_r=3 alpha=8, Mlp, [fc1, fc2]", 3, 8, TestSupport::mlp, TargetModules.names("fc1", "fc2")));
     }
+
 
     static VariantCase selora(String name, int initR, float alpha, LongFunction<Module> model, TargetModules targets) {
         Map<String, Object> json = new LinkedHashMap<>();
@@ -219,13 +227,6 @@ class AdapterContractTest {
                 t -> SoraConfig.builder().r(r).alpha(alpha).targetModules(t).build(),
                 SoraReference.of(r, alpha), model, targets,
                 List.of(SoraReference.A, SoraReference.GATE, SoraReference.B), json, 0, true);
-                lora("LoRA r=8 alpha=16, ViT, [attn.q, attn.k]", 8, 16, false, 0f, "kaiming",
-                        VitModels::contractModel, TargetModules.names("attn.q", "attn.k")),
-                lora("LoRA r=3 alpha=5, ViT, regex on q, k, v, o and mlp.fc1", 3, 5, false, 0f, "gaussian",
-                        VitModels::contractModel, TargetModules.regex("vit\\.blocks\\.\\d+\\.(attn\\.[qkvo]|mlp\\.fc1)")));
-                        TestSupport::nested, TargetModules.regex("embed|layers\\.\\d+\\.(q|o)"))),
-                io.peft4j.variants.krona.KronaCases.rows(), io.peft4j.variants.loha.LohaCases.rows(),
-                io.peft4j.variants.lokr.LokrCases.rows()).flatMap(s -> s);
     }
 
     static Stream<VariantCase> deterministicVariants() {
