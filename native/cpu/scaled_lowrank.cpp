@@ -16,16 +16,12 @@
 namespace p4j {
 namespace {
 
-// dst[i, k] = src[i, k]·scale[k] (dst may equal src); scale null means ones.
+// dst[i, k] = src[i, k]·scale[k] (dst may equal src).
 P4J_INLINE void colscale_body(int64_t rows, int64_t cols, const float* src, const float* scale, float* dst) {
   for (int64_t i = 0; i < rows; ++i) {
     const float* sr = src + i * cols;
     float* dr = dst + i * cols;
-    if (scale == nullptr) {
-      for (int64_t k = 0; k < cols; ++k) dr[k] = sr[k];
-    } else {
-      for (int64_t k = 0; k < cols; ++k) dr[k] = sr[k] * scale[k];
-    }
+    for (int64_t k = 0; k < cols; ++k) dr[k] = sr[k] * scale[k];
   }
 }
 P4J_MULTIVERSION(colscale, (int64_t rows, int64_t cols, const float* src, const float* scale, float* dst),
@@ -162,10 +158,13 @@ int32_t p4j_scaled_lowrank_forward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_
     P4J_TRY(check_ptr(fn, "z", z, t * d_out));
     P4J_TRY(check_ptr(fn, "work", work, t * r));
     P4J_TRY(check_ptr(fn, "y", y, t * d_out));
-    float* hu = work;  // [t, r] = h ⊙ u
     // h = x·a_sᵀ [t, r]. Each P4J_TRY(sgemm(...)) fails only when dnnl_sgemm does (see lowrank.cpp).
     P4J_TRY(sgemm(fn, ctx, false, true, t, r, d_in, 1.0f, x, d_in, a, lda, 0.0f, h, r));
-    colscale(ctx, t, r, h, u, hu);
+    const float* hu = h;  // h ⊙ u [t, r] (h itself when u = 1)
+    if (u != nullptr) {
+      colscale(ctx, t, r, h, u, work);
+      hu = work;
+    }
     // z = (h ⊙ u)·b_sᵀ [t, d_out], kept for dv; y += s·v ⊙ z
     P4J_TRY(sgemm(fn, ctx, false, true, t, d_out, r, 1.0f, hu, r, b, r, 0.0f, z, d_out));
     scaled_add(ctx, t, d_out, s, v, z, y);
@@ -183,25 +182,23 @@ int32_t p4j_scaled_lowrank_backward(p4j_ctx* ctx, int64_t t, int64_t d_in, int64
     P4J_TRY(check_ptr(fn, "z", z, t * d_out));
     P4J_TRY(check_ptr(fn, "g", g, t * d_out));
     P4J_TRY(check_ptr(fn, "work", work, 2 * (t + d_out) * r));
-    const int64_t a_extent = r > 0 && d_in > 0 ? (r - 1) * lda + d_in : 0;
-    if (da != nullptr) P4J_TRY(check_ptr(fn, "da", da, a_extent));
     const int32_t add = accumulate != 0 ? 1 : 0;
     const float beta = add != 0 ? 1.0f : 0.0f;
-    float* hu = work;                   // [t, r]      h ⊙ u
+    float* hu = work;                   // [t, r]      h ⊙ u (when u is given)
     float* gb = work + t * r;           // [t, r]      g·diag(v)·b, then ⊙ u
     float* m = work + 2 * t * r;        // [d_out, r]  gᵀ·(h ⊙ u)
     float* bv = m + d_out * r;          // [d_out, r]  diag(v)·b
     if (dv != nullptr) coldot(ctx, t, d_out, s, g, z, dv, add);            // dv_j = s·Σ_i g_ij·z_ij
     if (db != nullptr) {
-      colscale(ctx, t, r, h, u, hu);
-      P4J_TRY(sgemm(fn, ctx, true, false, d_out, r, t, 1.0f, g, d_out, hu, r, 0.0f, m, r));
+      if (u != nullptr) colscale(ctx, t, r, h, u, hu);
+      P4J_TRY(sgemm(fn, ctx, true, false, d_out, r, t, 1.0f, g, d_out, u != nullptr ? hu : h, r, 0.0f, m, r));
       rowscale(ctx, d_out, r, s, v, m, db, add);                            // db_jk = s·v_j·(gᵀ·(h ⊙ u))_jk
     }
     if (du == nullptr && da == nullptr && dx == nullptr) return P4J_OK;
     rowscale(ctx, d_out, r, 1.0f, v, b, bv, 0);
     P4J_TRY(sgemm(fn, ctx, false, false, t, r, d_out, 1.0f, g, d_out, bv, r, 0.0f, gb, r));
     if (du != nullptr) coldot(ctx, t, r, s, gb, h, du, add);               // du_k = s·Σ_i gb_ik·h_ik
-    colscale(ctx, t, r, gb, u, gb);
+    if (u != nullptr) colscale(ctx, t, r, gb, u, gb);
     // da (+)= s·gbᵀ·x [r, d_in] at row stride lda
     if (da != nullptr) P4J_TRY(sgemm(fn, ctx, true, false, r, d_in, t, s, gb, r, x, d_in, beta, da, lda));
     // dx += s·gb·a_s [t, d_in]
