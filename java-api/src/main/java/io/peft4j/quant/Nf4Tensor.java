@@ -148,7 +148,7 @@ public final class Nf4Tensor implements AutoCloseable {
 
     // ---- bitsandbytes state-dict entries ----
 
-    /** Adds this weight's entries under {@code key} (e.g. "fc1.weight"). */
+    /** Adds this weight's entries under {@code key} (e.g. "fc1.weight"); they reference this tensor's memory, so keep it open until the writer has written. */
     public void writeTo(SafetensorsWriter w, String key, Backend backend) {
         w.put(key, DType.U8, new long[] {packed.numel(), 1}, packed.segment());
         Map<String, Object> state = new LinkedHashMap<>();

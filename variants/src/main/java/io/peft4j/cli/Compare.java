@@ -52,7 +52,7 @@ final class Compare implements Callable<Integer> {
 
     /** One method's outcome: its figures, or the error it failed with. */
     record Row(String method, String settings, long trainable, double share, double accuracy, double secondsPerEpoch,
-               double msPerStep, long adapterBytes, boolean mergeable, String lr, String error) {
+               double msPerStep, long adapterBytes, long baseWeightBytes, boolean mergeable, String lr, String error) {
         Map<String, Object> json() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("method", method);
@@ -67,6 +67,7 @@ final class Compare implements Callable<Integer> {
             m.put("seconds_per_epoch", secondsPerEpoch);
             m.put("ms_per_step", msPerStep);
             m.put("adapter_bytes", adapterBytes);
+            m.put("base_weight_bytes", baseWeightBytes);   // the base's linear weights as held in memory
             m.put("mergeable", mergeable);
             m.put("lr", lr);
             return m;
@@ -130,7 +131,8 @@ final class Compare implements Callable<Integer> {
                 long trainable = ft.model().trainableParameterCount();
                 double sec = ft.result().epochs().stream().mapToDouble(e -> e.seconds()).average().orElse(Double.NaN);
                 double ms = ft.result().epochs().stream().mapToDouble(e -> e.msPerStep()).average().orElse(Double.NaN);
-                return new Row(m.name(), settings, trainable, (double) trainable / baseParams, ft.accuracy(), sec, ms, bytes, m.mergeable(),
+                long baseBytes = Workflow.linearWeightBytes(ft.model())[0];
+                return new Row(m.name(), settings, trainable, (double) trainable / baseParams, ft.accuracy(), sec, ms, bytes, baseBytes, m.mergeable(),
                         Float.toString(s.lr()), null);
             } finally {
                 model.close();
@@ -138,7 +140,7 @@ final class Compare implements Callable<Integer> {
         } catch (RuntimeException | IOException | OutOfMemoryError e) {
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             w.out.println("peft4j: " + m.name() + " failed: " + msg);
-            return new Row(m.name(), settings, 0, 0, Double.NaN, Double.NaN, Double.NaN, 0, m.mergeable(), "", msg);
+            return new Row(m.name(), settings, 0, 0, Double.NaN, Double.NaN, Double.NaN, 0, 0, m.mergeable(), "", msg);
         }
     }
 
@@ -166,15 +168,16 @@ final class Compare implements Callable<Integer> {
 
     static void printTable(PrintStream o, List<Row> rows) {
         o.println();
-        o.println("| method   | settings                 | trainable params | share of base | rot90 accuracy | s/epoch | ms/step | adapter file | mergeable |");
-        o.println("|----------|--------------------------|------------------|---------------|----------------|---------|---------|--------------|-----------|");
+        o.println("| method   | settings                 | trainable params | share of base | rot90 accuracy | s/epoch | ms/step | base MiB | adapter file | mergeable |");
+        o.println("|----------|--------------------------|------------------|---------------|----------------|---------|---------|----------|--------------|-----------|");
         for (Row r : rows) {
             if (r.error() != null) {
                 o.printf(Locale.ROOT, "| %-8s | %-24s | error: %s |%n", r.method(), r.settings(), r.error());
                 continue;
             }
-            o.printf(Locale.ROOT, "| %-8s | %-24s | %,16d | %12.3f%% | %14.4f | %7.2f | %7.2f | %,10d B | %-9s |%n", r.method(), r.settings(),
-                    r.trainable(), 100 * r.share(), r.accuracy(), r.secondsPerEpoch(), r.msPerStep(), r.adapterBytes(), r.mergeable() ? "yes" : "no");
+            o.printf(Locale.ROOT, "| %-8s | %-24s | %,16d | %12.3f%% | %14.4f | %7.2f | %7.2f | %8.3f | %,10d B | %-9s |%n", r.method(), r.settings(),
+                    r.trainable(), 100 * r.share(), r.accuracy(), r.secondsPerEpoch(), r.msPerStep(), r.baseWeightBytes() / 1048576.0,
+                    r.adapterBytes(), r.mergeable() ? "yes" : "no");
         }
         o.println();
     }

@@ -192,8 +192,8 @@ final class Workflow {
 
     record FineTuned(PeftModel model, Trainer.Result result, double accuracy) {}
 
-    /** For a base whose frozen linear weights are held compactly (QLoRA's NF4): their memory beside fp32's. */
-    private void printCompactBase(PeftModel pm) {
+    /** {bytes the base's linear weights hold in memory, the same weights' fp32 bytes}: they differ when frozen weights are compact (QLoRA's NF4). */
+    static long[] linearWeightBytes(PeftModel pm) {
         long fp32 = 0, held = 0;
         for (Module m : pm.baseModel().namedModules().values()) {
             if (m instanceof io.peft4j.nn.Linear l) {
@@ -202,9 +202,14 @@ final class Workflow {
                 held += l.frozenWeight() == null ? bytes : l.frozenWeight().residentBytes();
             }
         }
-        if (held != fp32) {
+        return new long[] {held, fp32};
+    }
+
+    private void printCompactBase(PeftModel pm) {
+        long[] b = linearWeightBytes(pm);
+        if (b[0] != b[1]) {
             out.printf(java.util.Locale.ROOT, "base linear weights in memory: %.3f MiB (fp32: %.3f MiB, %.3f bits per weight)%n",
-                    held / 1048576.0, fp32 / 1048576.0, held * 32.0 / fp32);
+                    b[0] / 1048576.0, b[1] / 1048576.0, b[0] * 32.0 / b[1]);
         }
     }
 
