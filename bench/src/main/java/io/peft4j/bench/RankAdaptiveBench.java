@@ -12,6 +12,7 @@ import io.peft4j.train.Trainer;
 import io.peft4j.variants.adalora.AdaLoraConfig;
 import io.peft4j.variants.dylora.DyLoraConfig;
 import io.peft4j.variants.lora.LoraConfig;
+import io.peft4j.variants.selora.SeLoraConfig;
 import io.peft4j.variants.sora.SoraConfig;
 import java.util.SplittableRandom;
 import java.util.concurrent.TimeUnit;
@@ -95,7 +96,7 @@ public class RankAdaptiveBench {
     /** The demo MLP 784-512-512-10 with one method at r = 8 on all linear layers, and a synthetic batch stream. */
     @State(Scope.Benchmark)
     public static class Demo {
-        @Param({"lora", "dylora", "adalora", "sora"})
+        @Param({"lora", "dylora", "adalora", "sora", "selora"})
         public String method;
 
         Backend be;
@@ -111,6 +112,9 @@ public class RankAdaptiveBench {
                 case "adalora" -> AdaLoraConfig.builder().initR(8).targetR(4).totalStep(100_000).deltaT(1000)
                         .targetModules("fc1", "fc2", "fc3").build();   // importance and regulariser every step; no mask in 20 steps, so ranks stay 8
                 case "sora" -> SoraConfig.builder().r(8).alpha(16).targetModules("fc1", "fc2", "fc3").build();
+                // r = 8 from the start and no growth (λ huge), one trial re-run every 10 steps: the test's own cost.
+                case "selora" -> SeLoraConfig.builder().initR(8).alpha(16).expandStep(10).expandThreshold(1e30f)
+                        .targetModules("fc1", "fc2", "fc3").build();
                 default -> throw new IllegalArgumentException(method);
             };
             model = PeftModel.wrap(new Mlp(be, Mlp.Activation.RELU, 0, 784, 512, 512, 10), cfg, be, 1);

@@ -76,4 +76,15 @@ class RankAdaptiveCliTest {
         assertTrue(s.out().contains("sora: surviving ranks per layer (non-zero gates of 8): fc1="), s.out());
         assertEquals(0, Cli.run(args("eval", "--adapter", sora.toString())).code());
     }
+
+    @Test
+    void compareListsEachRankAdaptiveMethodsFinalRanksUnderItsTable() throws java.io.IOException {
+        Path out = tmp.resolve("cmp");
+        Cli.Run c = Cli.run(args("compare", "--variants", "lora,adalora", "--epochs", "1", "--out", out.toString()));
+        assertEquals(0, c.code(), c.out() + c.err());
+        int table = c.out().indexOf("| adalora ");
+        int ranks = c.out().indexOf("final ranks, adalora: final ranks (kept triplets per layer, init_r 12): fc1=");
+        assertTrue(table > 0 && ranks > table, c.out());
+        assertTrue(Files.readString(out.resolve("compare.jsonl")).contains("\"final_ranks\""), "compare.jsonl records them");
+    }
 }

@@ -52,7 +52,7 @@ final class Compare implements Callable<Integer> {
 
     /** One method's outcome: its figures, or the error it failed with. */
     record Row(String method, String settings, long trainable, double share, double accuracy, double secondsPerEpoch,
-               double msPerStep, long adapterBytes, long baseWeightBytes, boolean mergeable, String lr, String error) {
+               double msPerStep, long adapterBytes, long baseWeightBytes, boolean mergeable, String lr, String error, List<String> summaries) {
         Map<String, Object> json() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("method", method);
@@ -70,6 +70,7 @@ final class Compare implements Callable<Integer> {
             m.put("base_weight_bytes", baseWeightBytes);   // the base's linear weights as held in memory
             m.put("mergeable", mergeable);
             m.put("lr", lr);
+            if (!summaries.isEmpty()) m.put("final_ranks", summaries);
             return m;
         }
     }
@@ -133,14 +134,14 @@ final class Compare implements Callable<Integer> {
                 double ms = ft.result().epochs().stream().mapToDouble(e -> e.msPerStep()).average().orElse(Double.NaN);
                 long baseBytes = Workflow.linearWeightBytes(ft.model())[0];
                 return new Row(m.name(), settings, trainable, (double) trainable / baseParams, ft.accuracy(), sec, ms, bytes, baseBytes, m.mergeable(),
-                        Float.toString(s.lr()), null);
+                        Float.toString(s.lr()), null, ft.summaries());
             } finally {
                 model.close();
             }
         } catch (RuntimeException | IOException | OutOfMemoryError e) {
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             w.out.println("peft4j: " + m.name() + " failed: " + msg);
-            return new Row(m.name(), settings, 0, 0, Double.NaN, Double.NaN, Double.NaN, 0, 0, m.mergeable(), "", msg);
+            return new Row(m.name(), settings, 0, 0, Double.NaN, Double.NaN, Double.NaN, 0, 0, m.mergeable(), "", msg, List.of());
         }
     }
 
@@ -180,6 +181,9 @@ final class Compare implements Callable<Integer> {
                     r.adapterBytes(), r.mergeable() ? "yes" : "no");
         }
         o.println();
+        // Rank-adaptive methods: the ranks each layer ended with, under the table they belong to.
+        for (Row r : rows) r.summaries().forEach(line -> o.println("final ranks, " + line));
+        if (rows.stream().anyMatch(r -> !r.summaries().isEmpty())) o.println();
     }
 
     /** Accuracy against trainable parameters (log axis), one labelled point per method. */

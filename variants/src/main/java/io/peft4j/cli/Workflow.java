@@ -190,7 +190,8 @@ final class Workflow {
     /** How a fine-tuning run trains (what run.json records, with the method and base). */
     record TrainSettings(int epochs, float lr, int batch, long seed, Task task) {}
 
-    record FineTuned(PeftModel model, Trainer.Result result, double accuracy) {}
+    /** @param summaries the method's report lines after training (final ranks of rank-adaptive methods), often none */
+    record FineTuned(PeftModel model, Trainer.Result result, double accuracy, List<String> summaries) {}
 
     /** {bytes the base's linear weights hold in memory, the same weights' fp32 bytes}: they differ when frozen weights are compact (QLoRA's NF4). */
     static long[] linearWeightBytes(PeftModel pm) {
@@ -234,9 +235,10 @@ final class Workflow {
             callbacks.forEach(t::addCallback);
             if (resumeFrom != null) t.resume(resumeFrom);
             Trainer.Result r = t.fit(data(Split.TRAIN, s.task()), data(Split.TEST, s.task()));
-            callbacks.stream().map(TrainerCallback::summary).filter(java.util.Objects::nonNull).forEach(out::println);
+            List<String> summaries = callbacks.stream().map(TrainerCallback::summary).filter(java.util.Objects::nonNull).toList();
+            summaries.forEach(out::println);
             double acc = r.epochs().isEmpty() ? accuracy(pm, s.task()) : r.last().eval().accuracy();
-            return new FineTuned(pm, r, acc);
+            return new FineTuned(pm, r, acc, summaries);
         }
     }
 }
