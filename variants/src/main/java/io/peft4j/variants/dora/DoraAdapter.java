@@ -20,7 +20,9 @@ import java.util.List;
  *
  * <p>n is computed without forming W0 + s·B·A: n² = ‖W0‖²_row + 2s·rowdot(B, W0·Aᵀ) + s²·rowdot(B, B·(A·Aᵀ)),
  * one row-norm pass and one [d_out, r] GEMM over W0. With dropout, the base term is not dropped
- * (PEFT feeds the dropped-out x to it while training); in eval both agree.
+ * (PEFT feeds the dropped-out x to it while training); in eval both agree. The layer's bias stays
+ * frozen under DoRA (PEFT's bias "none"): the gradient this adapter hands the layer is c ⊙ g, right
+ * for W0's input but not what a trained b0 would need (g).
  */
 public final class DoraAdapter implements Adapter {
     private final LoraConfig config;
