@@ -83,6 +83,33 @@ class AttentionTest {
         }
     }
 
+    /** Each (sequence, head) pair is one thread's whole task: one thread or two give the same bits. */
+    @Test
+    void resultsDoNotDependOnTheThreadCount() {
+        Case c = newCase("attention threads");
+        int b = 64, t = 33, heads = 4, dh = 16, n = b * t * heads * dh;
+        float[] q = c.normal(n), k = c.normal(n), v = c.normal(n), g = c.normal(n);
+        float[][] got = new float[2][];
+        int slot = 0;
+        for (int threads : new int[] {1, 2}) {
+            try (Backend be = Backend.cpu(threads); Scope s = new Scope()) {
+                long rows = (long) b * t, w = (long) heads * dh;
+                Tensor tq = s.of(q, rows, w), tk = s.of(k, rows, w), tv = s.of(v, rows, w);
+                Tensor out = s.poisoned(rows, w), lse = s.poisoned((long) b * heads, t);
+                Tensor dq = s.poisoned(rows, w), dk = s.poisoned(rows, w), dv = s.poisoned(rows, w);
+                be.attentionForward(b, heads, 0.25f, false, tq, tk, tv, out, lse);
+                be.attentionBackward(b, heads, 0.25f, false, tq, tk, tv, out, lse, s.of(g, rows, w), dq, dk, dv);
+                float[] all = new float[4 * n];
+                System.arraycopy(out.toFloatArray(), 0, all, 0, n);
+                System.arraycopy(dq.toFloatArray(), 0, all, n, n);
+                System.arraycopy(dk.toFloatArray(), 0, all, 2 * n, n);
+                System.arraycopy(dv.toFloatArray(), 0, all, 3 * n, n);
+                got[slot++] = all;
+            }
+        }
+        assertBits(c.label(), "out, dq, dk, dv on 1 and 2 threads", got[1], got[0]);
+    }
+
     @Test
     void causalFirstTokenAttendsOnlyToItself() {
         Case c = newCase("attention causal first token");

@@ -70,6 +70,31 @@ class LayerNormTest {
         }
     }
 
+    /** Rows split over threads and column sums taken in row order: one thread or two give the same bits. */
+    @Test
+    void resultsDoNotDependOnTheThreadCount() {
+        Case c = newCase("layernorm threads");
+        int t = 2176, d = 64;
+        float[] x = c.normal(t * d), w = c.normal(d), b = c.normal(d), g = c.normal(t * d);
+        float[][] got = new float[2][];
+        int slot = 0;
+        for (int threads : new int[] {1, 2}) {
+            try (Backend be = Backend.cpu(threads); Scope s = new Scope()) {
+                Tensor tx = s.of(x, t, d), tw = s.of(w, d), y = s.poisoned(t, d), mean = s.poisoned(t), rstd = s.poisoned(t);
+                be.layerNormForward(1e-6f, tx, tw, s.of(b, d), y, mean, rstd);
+                Tensor dx = s.poisoned(t, d), dw = s.zeros(io.peft4j.tensor.DType.F32, d), db = s.zeros(io.peft4j.tensor.DType.F32, d);
+                be.layerNormBackward(tx, tw, mean, rstd, s.of(g, t, d), dx, dw, db);
+                float[] all = new float[2 * t * d + 2 * d];
+                System.arraycopy(y.toFloatArray(), 0, all, 0, t * d);
+                System.arraycopy(dx.toFloatArray(), 0, all, t * d, t * d);
+                System.arraycopy(dw.toFloatArray(), 0, all, 2 * t * d, d);
+                System.arraycopy(db.toFloatArray(), 0, all, 2 * t * d + d, d);
+                got[slot++] = all;
+            }
+        }
+        assertBits(c.label(), "y, dx, dw, db on 1 and 2 threads", got[1], got[0]);
+    }
+
     /** Only the wanted gradients are written: null dx, or null dw and db. */
     @Test
     void nullGradientsAreSkipped() {

@@ -37,7 +37,7 @@ final class PromptTuningAdapter implements ModelAdapter {
 
     @Override
     public void close() {
-        host.removePrompt(name);
+        if (host.prompts().containsKey(name)) host.removePrompt(name);   // gone already when the host was closed first
         prompt.close();
     }
 }

@@ -29,7 +29,10 @@ public final class PromptTuningMethod implements AdapterMethod {
     @Override public List<ConfigField> fields() { return FIELDS; }
     @Override public boolean mergeable() { return false; }
 
-    /** Only a few thousand numbers train, and they enter through attention: ten times LoRA's rate trains them in a few epochs. */
+    /**
+     * Only a few hundred numbers train (like the scaling-vector methods, which need about ten times
+     * LoRA's rate); 1e-2 is that rule applied here, not yet tuned on the full data set.
+     */
     @Override public float suggestedLearningRate() { return 1e-2f; }
 
     @Override
