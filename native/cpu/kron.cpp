@@ -116,6 +116,17 @@ P4J_INLINE void mm_rows(int64_t m, int64_t n, int64_t k, float alpha, const floa
   constexpr int MR = MmTile<W>::mr;
   int64_t i = 0;
   for (; i + MR <= m; i += MR) mm_row_block<W, MR>(n, k, alpha, a + i * ars, ars, acs, mat, ldm, c + i * ldc, ldc, mode);
+  // Leftover rows in tiles of 4 and 2 before single rows (64 rows = 10·6 + 4 on AVX-512).
+  if constexpr (MR > 4) {
+    if (i + 4 <= m) {
+      mm_row_block<W, 4>(n, k, alpha, a + i * ars, ars, acs, mat, ldm, c + i * ldc, ldc, mode);
+      i += 4;
+    }
+  }
+  if (i + 2 <= m) {
+    mm_row_block<W, 2>(n, k, alpha, a + i * ars, ars, acs, mat, ldm, c + i * ldc, ldc, mode);
+    i += 2;
+  }
   for (; i < m; ++i) mm_row_block<W, 1>(n, k, alpha, a + i * ars, ars, acs, mat, ldm, c + i * ldc, ldc, mode);
 }
 
