@@ -77,12 +77,28 @@ P4J_INLINE void mm_tile(int64_t k, float alpha, const float* a, int64_t ars, int
     }
 }
 
+// Register tiles: MR rows x NC vectors (24 accumulators of 32 registers on AVX-512, 8 of 16 otherwise).
+template <int W>
+struct MmTile {
+  static constexpr int mr = 4, nc = 2;
+};
+template <>
+struct MmTile<16> {
+  static constexpr int mr = 6, nc = 4;
+};
+
 template <int W, int MR>
 P4J_INLINE void mm_row_block(int64_t n, int64_t k, float alpha, const float* a, int64_t ars, int64_t acs,
                              const float* m, int64_t ldm, float* c, int64_t ldc, int mode) {
-  constexpr int NC = 2;
+  constexpr int NC = MmTile<W>::nc;
   int64_t col = 0;
   for (; col + NC * W <= n; col += NC * W) mm_tile<W, MR, NC>(k, alpha, a, ars, acs, m + col, ldm, c + col, ldc, mode);
+  if constexpr (NC > 2) {
+    if (col + 2 * W <= n) {
+      mm_tile<W, MR, 2>(k, alpha, a, ars, acs, m + col, ldm, c + col, ldc, mode);
+      col += 2 * W;
+    }
+  }
   for (; col + W <= n; col += W) mm_tile<W, MR, 1>(k, alpha, a, ars, acs, m + col, ldm, c + col, ldc, mode);
   for (; col < n; ++col) {  // the last n % W columns (all of them when n < W)
     for (int i = 0; i < MR; ++i) {
@@ -97,67 +113,22 @@ P4J_INLINE void mm_row_block(int64_t n, int64_t k, float alpha, const float* a, 
 template <int W>
 P4J_INLINE void mm_rows(int64_t m, int64_t n, int64_t k, float alpha, const float* a, int64_t ars, int64_t acs,
                         const float* mat, int64_t ldm, float* c, int64_t ldc, int mode) {
-  constexpr int MR = 4;
+  constexpr int MR = MmTile<W>::mr;
   int64_t i = 0;
   for (; i + MR <= m; i += MR) mm_row_block<W, MR>(n, k, alpha, a + i * ars, ars, acs, mat, ldm, c + i * ldc, ldc, mode);
+  // Leftover rows in tiles of 4 and 2 before single rows (64 rows = 10·6 + 4 on AVX-512).
+  if constexpr (MR > 4) {
+    if (i + 4 <= m) {
+      mm_row_block<W, 4>(n, k, alpha, a + i * ars, ars, acs, mat, ldm, c + i * ldc, ldc, mode);
+      i += 4;
+    }
+  }
+  if (i + 2 <= m) {
+    mm_row_block<W, 2>(n, k, alpha, a + i * ars, ars, acs, mat, ldm, c + i * ldc, ldc, mode);
+    i += 2;
+  }
   for (; i < m; ++i) mm_row_block<W, 1>(n, k, alpha, a + i * ars, ars, acs, mat, ldm, c + i * ldc, ldc, mode);
 }
-
-// outer_sum: C[i, j] (=, or += when add) s·Σ_rows Σ_l Q[row, i, l]·X[row, j, l] for i < a1, j < a2,
-// Q: [t, a1, b2], X: [t, a2, b2] (row strides qs, xs). Tiles of MR x NR outputs keep their sums in
-// vectors over all rows and lane-sum once at the end; the last b2 % W terms of each row are
-// scalars added to the lane sum. tile_begin/tile_end select this thread's tiles.
-template <int W, int MR, int NR>
-P4J_INLINE void outer_tile(int64_t t, int64_t b2, float s, const float* q, int64_t qs, const float* x, int64_t xs,
-                           float* c, int64_t ldc, bool add) {
-  vf<W> acc[MR][NR];
-  float tail[MR][NR];
-#pragma GCC unroll 8
-  for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-    for (int j = 0; j < NR; ++j) {
-      acc[i][j] = vf<W>{};
-      tail[i][j] = 0.0f;
-    }
-  const int64_t lv = b2 - b2 % W;
-  for (int64_t r = 0; r < t; ++r) {
-    const float* qr = q + r * qs;
-    const float* xr = x + r * xs;
-    for (int64_t l = 0; l < lv; l += W) {
-      vf<W> qv[MR], xv[NR];
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i) qv[i] = vload<W>(qr + i * b2 + l);
-#pragma GCC unroll 8
-      for (int j = 0; j < NR; ++j) xv[j] = vload<W>(xr + j * b2 + l);
-#pragma GCC unroll 8
-      for (int i = 0; i < MR; ++i)
-#pragma GCC unroll 8
-        for (int j = 0; j < NR; ++j) acc[i][j] += qv[i] * xv[j];
-    }
-    for (int64_t l = lv; l < b2; ++l)
-      for (int i = 0; i < MR; ++i)
-        for (int j = 0; j < NR; ++j) tail[i][j] += qr[i * b2 + l] * xr[j * b2 + l];
-  }
-  for (int i = 0; i < MR; ++i)
-    for (int j = 0; j < NR; ++j) {
-      alignas(64) float lanes[W];
-      vstore<W>(lanes, acc[i][j]);
-      float sum = 0.0f;
-      for (int w = 0; w < W; ++w) sum += lanes[w];
-      sum += tail[i][j];
-      float* cp = c + i * ldc + j;
-      *cp = add ? *cp + s * sum : s * sum;
-    }
-}
-
-template <int W>
-struct OuterTile {  // 8 accumulators + 6 loads for 16-register ISAs
-  static constexpr int mr = 2, nr = 4;
-};
-template <>
-struct OuterTile<16> {  // 16 accumulators + 8 loads of 32 registers
-  static constexpr int mr = 4, nr = 4;
-};
 
 struct KronArgs {
   int64_t t, a1, a2, b1, b2;
@@ -184,30 +155,28 @@ P4J_INLINE void left_at_body(const KronArgs& k, int64_t r0, int64_t r1) {
     mm_rows<W>(k.a2, k.b2, k.a1, k.s, k.a, 1, k.a2, k.q + r * qn, k.b2, k.dx + r * din, k.b2, kAdd);
 }
 
-// dA tiles [tile0, tile1) of the tiles laid out row by row: full MR x NR tiles, then the edges
-// (rows or columns past the last full tile) one output at a time.
+// dA rows [i0, i1) = s·Σ_rows Q_row[i, :]·Xm_rowᵀ (or += when add): per row, chunks of Xm are
+// transposed into a stack buffer (at most kOuterBuf floats: jb columns of dA by lb terms) so the
+// product is an mm_rows update of the thread's rows of dA, which stay in cache over all rows.
+constexpr int64_t kOuterBuf = 8192;
 template <int W>
-P4J_INLINE void outer_body(const KronArgs& k, int64_t tile0, int64_t tile1) {
-  constexpr int MR = OuterTile<W>::mr, NR = OuterTile<W>::nr;
-  const int64_t ti = k.a1 / MR, tj = k.a2 / NR, qn = k.a1 * k.b2, xn = k.a2 * k.b2;
-  const int64_t full = ti * tj;
-  for (int64_t tile = tile0; tile < tile1; ++tile) {
-    if (tile < full) {
-      const int64_t i = tile / tj * MR, j = tile % tj * NR;
-      outer_tile<W, MR, NR>(k.t, k.b2, k.s, k.q + i * k.b2, qn, k.x + j * k.b2, xn, k.da + i * k.a2 + j, k.a2, k.add);
-    } else {
-      // Edge outputs: every (i, j) with i >= ti·MR or j >= tj·NR, numbered row by row.
-      const int64_t e = tile - full, right = k.a2 - tj * NR;  // per full-tile row: right-edge columns
-      int64_t i, j;
-      if (e < ti * MR * right) {
-        i = e / right;
-        j = tj * NR + e % right;
-      } else {
-        const int64_t f = e - ti * MR * right;
-        i = ti * MR + f / k.a2;
-        j = f % k.a2;
+P4J_INLINE void outer_body(const KronArgs& k, int64_t i0, int64_t i1) {
+  alignas(64) float buf[kOuterBuf];
+  const int64_t qn = k.a1 * k.b2, xn = k.a2 * k.b2;
+  const int64_t jb = k.a2 < kOuterBuf / 2 ? k.a2 : kOuterBuf / 2;
+  const int64_t lb = kOuterBuf / jb;
+  for (int64_t r = 0; r < k.t; ++r) {
+    const float* xr = k.x + r * xn;
+    const float* qr = k.q + r * qn + i0 * k.b2;
+    for (int64_t j0 = 0; j0 < k.a2; j0 += jb) {
+      const int64_t nj = k.a2 - j0 < jb ? k.a2 - j0 : jb;
+      for (int64_t l0 = 0; l0 < k.b2; l0 += lb) {
+        const int64_t nl = k.b2 - l0 < lb ? k.b2 - l0 : lb;
+        for (int64_t j = 0; j < nj; ++j)
+          for (int64_t l = 0; l < nl; ++l) buf[l * nj + j] = xr[(j0 + j) * k.b2 + l0 + l];
+        const int mode = (k.add || r > 0 || l0 > 0) ? kAdd : kSet;
+        mm_rows<W>(i1 - i0, nj, nl, k.s, qr + l0, k.b2, 1, buf, nj, k.da + i0 * k.a2 + j0, k.a2, mode);
       }
-      outer_tile<W, 1, 1>(k.t, k.b2, k.s, k.q + i * k.b2, qn, k.x + j * k.b2, xn, k.da + i * k.a2 + j, k.a2, k.add);
     }
   }
 }
@@ -301,13 +270,6 @@ void mm_parallel(const p4j_ctx* ctx, int64_t m, const MmArgs& p) {
   split_items(ctx, m, p.n * p.k + p.n, [&](int64_t r0, int64_t r1) { mm_part_run(p, r0, r1); });
 }
 
-int64_t outer_tiles(int64_t a1, int64_t a2) {
-  const int mr = active_isa() == Isa::avx512 ? OuterTile<16>::mr : OuterTile<8>::mr;
-  const int nr = active_isa() == Isa::avx512 ? OuterTile<16>::nr : OuterTile<8>::nr;
-  const int64_t ti = a1 / mr, tj = a2 / nr;
-  return ti * tj + (a1 * a2 - ti * mr * tj * nr);
-}
-
 }  // namespace
 }  // namespace p4j
 
@@ -387,9 +349,12 @@ int32_t p4j_kron_backward(p4j_ctx* ctx, int64_t t, int64_t a1, int64_t a2, int64
     // dB (+)= s·Gᵀ·P over all t·a1 rows = s·Σ_rows Gmᵀ·Pm.
     P4J_TRY(sgemm(fn, ctx, true, false, b1, b2, t * a1, s, g, b1, p, b2, add ? 1.0f : 0.0f, db, b2));
     KronArgs k{t, a1, a2, b1, b2, s, x, a, q, nullptr, da, dx, add};
-    // dA (+)= s·Σ_rows Q·Xmᵀ, tiles of dA split over threads (each sums over every row).
-    const int64_t tiles = outer_tiles(a1, a2);
-    if (tiles > 0) split_items(ctx, tiles, t * b2 * 4, [&](int64_t i0, int64_t i1) { outer_run(k, i0, i1); });
+    // dA (+)= s·Σ_rows Q·Xmᵀ, rows of dA split over threads (each sums over every row of the batch).
+    if (t == 0 || b2 == 0) {  // an empty sum
+      if (!add && a1 * a2 > 0) std::memset(da, 0, sizeof(float) * static_cast<size_t>(a1 * a2));
+    } else if (a2 > 0) {
+      split_items(ctx, a1, t * a2 * b2, [&](int64_t i0, int64_t i1) { outer_run(k, i0, i1); });
+    }
     // dXm += s·Aᵀ·Q per row.
     if (dx != nullptr) split_items(ctx, t, a1 * a2 * b2, [&](int64_t r0, int64_t r1) { left_at_run(k, r0, r1); });
     return P4J_OK;

@@ -36,6 +36,9 @@ class KronTest {
         {4, 9, 7, 5, 32, 1f},           // b2 a multiple of 16, odd tiles
         {65, 16, 16, 16, 19, 0.75f},    // d_out 256, d_in 304: several threads, vector and tail paths
         {3, 4, 32, 2, 3, -0.5f},        // wide A, narrow B
+        {0, 3, 2, 2, 5, 0.5f},          // no rows: dA, dB are empty sums (0 when overwritten)
+        {4, 3, 2, 2, 0, 0.5f},          // d_in = 0 (b2 = 0): p empty, y unchanged, dA = 0
+        {40, 70, 3, 2, 2, 0.25f},       // dA rows split over threads, a1 not a multiple of any tile
     };
 
     static Stream<Arguments> shapes() {
@@ -136,7 +139,7 @@ class KronTest {
         Case c = newCase("kronForward t=" + t + " A " + a1 + "x" + a2 + " B " + b1 + "x" + b2 + " s=" + sc);
         int dIn = a2 * b2, dOut = a1 * b1;
         float[] x = c.normal(t * dIn), a = c.normal(a1 * a2), b = c.normal(b1 * b2);
-        float[] y0 = c.normal(t * dOut, Math.abs(sc) * Math.sqrt(dIn));
+        float[] y0 = c.normal(t * dOut, Math.abs(sc) * Math.sqrt(Math.max(1, dIn)));
         try (Scope s = new Scope()) {
             Tensor p = s.poisoned(t, (long) a1 * b2), y = s.of(y0, t, dOut);
             Backend.cpu().kronForward(sc, s.of(x, t, dIn), s.of(a, a1, a2), s.of(b, b1, b2), p, y);
@@ -157,9 +160,9 @@ class KronTest {
         float[] p = toFloat(pRef(t, a1, a2, b2, xd, ad));   // as the forward stores it
         // Accumulated-into contents of the size of the update, so a lost update cannot hide.
         double as = Math.abs(sc);
-        float[] da0 = accumulate ? c.normal(a1 * a2, as * Math.sqrt((double) t * b1 * b2)) : null;
-        float[] db0 = accumulate ? c.normal(b1 * b2, as * Math.sqrt((double) t * a1 * a2)) : null;
-        float[] dx0 = withDx ? c.normal(t * dIn, Math.abs(sc) * Math.sqrt(dOut)) : null;
+        float[] da0 = accumulate ? c.normal(a1 * a2, as * Math.sqrt(Math.max(1.0, (double) t * b1 * b2))) : null;
+        float[] db0 = accumulate ? c.normal(b1 * b2, as * Math.sqrt(Math.max(1.0, (double) t * a1 * a2))) : null;
+        float[] dx0 = withDx ? c.normal(t * dIn, Math.abs(sc) * Math.sqrt(Math.max(1, dOut))) : null;
         try (Scope s = new Scope()) {
             Tensor q = s.poisoned(t, (long) a1 * b2);
             Tensor da = accumulate ? s.of(da0, a1, a2) : s.poisoned(a1, a2);
