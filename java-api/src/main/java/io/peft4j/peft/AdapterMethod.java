@@ -1,5 +1,6 @@
 package io.peft4j.peft;
 
+import io.peft4j.nn.Module;
 import java.util.List;
 import java.util.Map;
 
@@ -30,6 +31,14 @@ public interface AdapterMethod {
      */
     default float suggestedLearningRate() {
         return 1e-3f;
+    }
+
+    /**
+     * Why this method cannot adapt {@code model} at all (prompt tuning needs a model that takes
+     * tokens), or null when it can. {@code compare --variants all} leaves such methods out.
+     */
+    default String unsupportedModel(Module model) {
+        return null;
     }
 
     /** The config saved in adapter_config.json, validated (see {@link ConfigValues#read}). */

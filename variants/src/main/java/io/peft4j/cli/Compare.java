@@ -87,6 +87,13 @@ final class Compare implements Callable<Integer> {
         PrintStream o = w.out;
         long seed = trainOptions.seed == null ? 0 : trainOptions.seed;
         BaseModel base = w.base(baseOptions, seed, true);
+        if (variants.strip().equals("all")) {
+            methods.removeIf(m -> {
+                String why = m.unsupportedModel(base.model());
+                if (why != null) o.println(m.name() + ": left out, " + why);
+                return why != null;
+            });
+        }
         long baseParams = base.model().parameterCount();
         List<Row> rows = new ArrayList<>();
         try (RunDir run = RunDir.open(out, false)) {

@@ -199,5 +199,11 @@ class PromptTuningTest {
         e = assertThrows(IllegalArgumentException.class, () -> AdapterMethods.forType("PROMPT_TUNING").configFromJson(json));
         assertTrue(e.getMessage().contains("prompt_tuning_init"), e.getMessage());
         assertFalse(AdapterMethods.forName("prompt-tuning").mergeable());
+        // compare --variants all leaves it out on a model without tokens, and only there.
+        try (Module mlp = TestSupport.mlp(1); Module vit = VitModels.tiny(1)) {
+            assertTrue(AdapterMethods.forName("prompt-tuning").unsupportedModel(mlp).contains("--model vit"));
+            assertEquals(null, AdapterMethods.forName("prompt-tuning").unsupportedModel(vit));
+            assertEquals(null, AdapterMethods.forName("lora").unsupportedModel(mlp));
+        }
     }
 }

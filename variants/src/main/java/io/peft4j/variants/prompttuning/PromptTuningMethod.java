@@ -1,5 +1,7 @@
 package io.peft4j.variants.prompttuning;
 
+import io.peft4j.nn.Module;
+import io.peft4j.nn.PromptHost;
 import io.peft4j.peft.AdapterConfig;
 import io.peft4j.peft.AdapterMethod;
 import io.peft4j.peft.ConfigField;
@@ -34,6 +36,11 @@ public final class PromptTuningMethod implements AdapterMethod {
      * LoRA's rate); 1e-2 is that rule applied here, not yet tuned on the full data set.
      */
     @Override public float suggestedLearningRate() { return 1e-2f; }
+
+    @Override
+    public String unsupportedModel(Module model) {
+        return model instanceof PromptHost ? null : "it needs a model that takes prompt tokens (--model vit)";
+    }
 
     @Override
     public AdapterConfig configFromJson(Map<String, Object> json) {
