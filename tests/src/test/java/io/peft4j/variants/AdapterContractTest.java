@@ -4,7 +4,6 @@ import static io.peft4j.variants.TestSupport.U;
 import static io.peft4j.variants.TestSupport.abs;
 import static io.peft4j.variants.TestSupport.adapterValues;
 import static io.peft4j.variants.TestSupport.add;
-import static io.peft4j.variants.TestSupport.addRows;
 import static io.peft4j.variants.TestSupport.assertBitEqual;
 import static io.peft4j.variants.TestSupport.assertRelClose;
 import static io.peft4j.variants.TestSupport.assertWithin;
@@ -17,12 +16,9 @@ import static io.peft4j.variants.TestSupport.dot;
 import static io.peft4j.variants.TestSupport.forward;
 import static io.peft4j.variants.TestSupport.linears;
 import static io.peft4j.variants.TestSupport.maxAbs;
-import static io.peft4j.variants.TestSupport.mul;
-import static io.peft4j.variants.TestSupport.mulT;
 import static io.peft4j.variants.TestSupport.normal;
 import static io.peft4j.variants.TestSupport.randomizeAdapter;
 import static io.peft4j.variants.TestSupport.rng;
-import static io.peft4j.variants.TestSupport.snapshot;
 import static io.peft4j.variants.TestSupport.toDouble;
 import static io.peft4j.variants.TestSupport.values;
 import static org.junit.jupiter.api.Assertions.assertEquals;
@@ -89,6 +85,12 @@ import org.junit.jupiter.params.provider.MethodSource;
  * unmerge, training touches only adapter parameters, PEFT-layout save/load, disabling, gradients
  * against a float64 reference and its finite differences, ΔW, parameter counts, target matching,
  * several named adapters, and load errors. A new method joins by adding rows.
+ *
+ * <p>Checks work on the whole adapted layer (W0, b0 and the base parameters a method trains), so
+ * methods that rewrite a layer's input or output have rows too. Where a check cannot apply, the
+ * row says which and why ({@link VariantCase#notApplicable}) and the check asserts the documented
+ * alternative outcome instead (merge refuses with a message, disabling keeps a bias trained in
+ * place, ...): nothing is skipped silently.
  */
 class AdapterContractTest {
     private static final String DEFAULT = PeftModel.DEFAULT_ADAPTER;
