@@ -473,6 +473,8 @@ public final class PeftModel extends Module {
         if (name.equals(active)) {
             active = null;
             if (!configs.isEmpty()) setActiveAdapter(configs.keySet().iterator().next());
+        } else if (active != null) {
+            freezeInactive();   // the loop above froze layer parameters the active adapter may train too (BitFit's bias)
         }
     }
 }
