@@ -145,6 +145,8 @@ class TiedLoraTest {
         want.put("tied-frozen-a", 512L * 8 + 1058);
         want.put("tied-frozen-b", 784L * 8 + 1058);
         want.put("vera-like", 1058L);
+        want.put("tied", 10_368L);
+        want.put("tied-uv", 11_426L);
         assertEquals(TiedLoraConfig.PRESETS.stream().map(TiedLoraConfig.Preset::name).toList(), List.copyOf(want.keySet()), "every preset");
         Mlp mlp = new Mlp(backend(), Mlp.Activation.RELU, 0, 784, 512, 512, 10);
         want.forEach((preset, n) -> {

@@ -53,7 +53,10 @@ public record TiedLoraConfig(int r, float alpha, float dropout, String preset, b
             new Preset("tied-ab-v", true, true, true, true, false, true, "A, B tied and trained, v trained, u = 1"),
             new Preset("tied-frozen-a", true, true, false, true, true, true, "A tied frozen random, B tied trained, u, v trained"),
             new Preset("tied-frozen-b", true, true, true, false, true, true, "A tied trained, B tied frozen random, u, v trained"),
-            new Preset("vera-like", true, true, false, false, true, true, "A, B tied frozen random, u, v trained (VeRA)"));
+            new Preset("vera-like", true, true, false, false, true, true, "A, B tied frozen random, u, v trained (VeRA)"),
+            // The spec's (docs/algorithms.md §6) names for the two tied-and-trained presets.
+            new Preset("tied", true, true, true, true, false, false, "same as tied-ab"),
+            new Preset("tied-uv", true, true, true, true, true, true, "same as tied-ab-uv"));
 
     public static final String DEFAULT_PRESET = "tied-ab-uv";
     /** B's draws start here under the same key as A's (2^40 elements in, past any A): the two never share random numbers. */
