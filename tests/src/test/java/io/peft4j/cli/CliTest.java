@@ -320,7 +320,7 @@ class CliTest {
         assertEquals(1, run.code(), "one method failed: " + run.out() + run.err());
         List<String> rows = run.out().lines().filter(l -> l.startsWith("| ")).toList();
         assertEquals(4, rows.size(), "header and three rows:\n" + run.out());
-        assertTrue(rows.get(1).matches("\\| lora +\\| r=8 lora_alpha=8 +\\| +22,736 \\| +3\\.395% \\| +0\\.\\d{4} \\|.*\\| yes +\\|"), rows.get(1));
+        assertTrue(rows.get(1).matches("\\| lora +\\| r=8 lora_alpha=8 +\\| +22,736 \\| +3\\.395% \\| +0\\.\\d{4} \\|.*\\| yes +\\| - +\\|"), rows.get(1));
         assertTrue(rows.get(2).contains("failing") && rows.get(2).contains("error: failing method: deliberately broken"), rows.get(2));
         assertTrue(rows.get(3).matches("\\| lora-r2 +\\| r=2 +\\| +5,684 \\|.*"), rows.get(3));
         assertTrue(run.out().contains("learning rate 0.002 (lora-r2's suggested rate"), run.out());

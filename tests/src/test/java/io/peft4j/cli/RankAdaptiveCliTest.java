@@ -78,13 +78,23 @@ class RankAdaptiveCliTest {
     }
 
     @Test
-    void compareListsEachRankAdaptiveMethodsFinalRanksUnderItsTable() throws java.io.IOException {
+    void compareShowsEachRankAdaptiveMethodsFinalRanksInItsTable() throws java.io.IOException {
         Path out = tmp.resolve("cmp");
         Cli.Run c = Cli.run(args("compare", "--variants", "lora,adalora", "--epochs", "1", "--out", out.toString()));
         assertEquals(0, c.code(), c.out() + c.err());
-        int table = c.out().indexOf("| adalora ");
-        int ranks = c.out().indexOf("final ranks, adalora: final ranks (kept triplets per layer, init_r 12): fc1=");
-        assertTrue(table > 0 && ranks > table, c.out());
-        assertTrue(Files.readString(out.resolve("compare.jsonl")).contains("\"final_ranks\""), "compare.jsonl records them");
+        assertTrue(c.out().contains("| final ranks |"), c.out());
+        String report = "adalora: final ranks (kept triplets per layer, init_r 12): ";
+        int at = c.out().indexOf(report);
+        assertTrue(at > 0, c.out());
+        // The report line names each layer's rank; the table's column lists the same ranks in layer order.
+        Matcher m = Pattern.compile("fc1=(\\d+), fc2=(\\d+), fc3=(\\d+)").matcher(c.out().substring(at + report.length()));
+        assertTrue(m.lookingAt(), c.out());
+        String column = m.group(1) + "/" + m.group(2) + "/" + m.group(3);
+        String adaloraRow = c.out().lines().filter(l -> l.startsWith("| adalora ")).findFirst().orElseThrow();
+        assertTrue(adaloraRow.endsWith("| " + String.format("%-11s", column) + " |"), adaloraRow);
+        String loraRow = c.out().lines().filter(l -> l.startsWith("| lora ")).findFirst().orElseThrow();
+        assertTrue(loraRow.endsWith("| -           |"), loraRow);
+        String jsonl = Files.readString(out.resolve("compare.jsonl"));
+        assertTrue(jsonl.contains("\"final_ranks\":{\"fc1\":" + m.group(1) + ",\"fc2\":" + m.group(2) + ",\"fc3\":" + m.group(3) + "}"), jsonl);
     }
 }

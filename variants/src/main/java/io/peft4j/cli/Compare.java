@@ -52,7 +52,8 @@ final class Compare implements Callable<Integer> {
 
     /** One method's outcome: its figures, or the error it failed with. */
     record Row(String method, String settings, long trainable, double share, double accuracy, double secondsPerEpoch,
-               double msPerStep, long adapterBytes, long baseWeightBytes, boolean mergeable, String lr, String error, List<String> summaries) {
+               double msPerStep, long adapterBytes, long baseWeightBytes, boolean mergeable, String lr, String error, List<String> summaries,
+               Map<String, Integer> finalRanks) {
         Map<String, Object> json() {
             Map<String, Object> m = new LinkedHashMap<>();
             m.put("method", method);
@@ -70,7 +71,7 @@ final class Compare implements Callable<Integer> {
             m.put("base_weight_bytes", baseWeightBytes);   // the base's linear weights as held in memory
             m.put("mergeable", mergeable);
             m.put("lr", lr);
-            if (!summaries.isEmpty()) m.put("final_ranks", summaries);
+            if (!finalRanks.isEmpty()) m.put("final_ranks", finalRanks);
             return m;
         }
     }
@@ -141,14 +142,14 @@ final class Compare implements Callable<Integer> {
                 double ms = ft.result().epochs().stream().mapToDouble(e -> e.msPerStep()).average().orElse(Double.NaN);
                 long baseBytes = Workflow.linearWeightBytes(ft.model())[0];
                 return new Row(m.name(), settings, trainable, (double) trainable / baseParams, ft.accuracy(), sec, ms, bytes, baseBytes, m.mergeable(),
-                        Float.toString(s.lr()), null, ft.summaries());
+                        Float.toString(s.lr()), null, ft.summaries(), ft.finalRanks());
             } finally {
                 model.close();
             }
         } catch (RuntimeException | IOException | OutOfMemoryError e) {
             String msg = e.getMessage() == null ? e.toString() : e.getMessage();
             w.out.println("peft4j: " + m.name() + " failed: " + msg);
-            return new Row(m.name(), settings, 0, 0, Double.NaN, Double.NaN, Double.NaN, 0, 0, m.mergeable(), "", msg, List.of());
+            return new Row(m.name(), settings, 0, 0, Double.NaN, Double.NaN, Double.NaN, 0, 0, m.mergeable(), "", msg, List.of(), Map.of());
         }
     }
 
@@ -176,21 +177,26 @@ final class Compare implements Callable<Integer> {
 
     static void printTable(PrintStream o, List<Row> rows) {
         o.println();
-        o.println("| method   | settings                 | trainable params | share of base | rot90 accuracy | s/epoch | ms/step | base MiB | adapter file | mergeable |");
-        o.println("|----------|--------------------------|------------------|---------------|----------------|---------|---------|----------|--------------|-----------|");
+        o.println("| method   | settings                 | trainable params | share of base | rot90 accuracy | s/epoch | ms/step | base MiB | adapter file | mergeable | final ranks |");
+        o.println("|----------|--------------------------|------------------|---------------|----------------|---------|---------|----------|--------------|-----------|-------------|");
         for (Row r : rows) {
             if (r.error() != null) {
                 o.printf(Locale.ROOT, "| %-8s | %-24s | error: %s |%n", r.method(), r.settings(), r.error());
                 continue;
             }
-            o.printf(Locale.ROOT, "| %-8s | %-24s | %,16d | %12.3f%% | %14.4f | %7.2f | %7.2f | %8.3f | %,10d B | %-9s |%n", r.method(), r.settings(),
+            o.printf(Locale.ROOT, "| %-8s | %-24s | %,16d | %12.3f%% | %14.4f | %7.2f | %7.2f | %8.3f | %,10d B | %-9s | %-11s |%n", r.method(), r.settings(),
                     r.trainable(), 100 * r.share(), r.accuracy(), r.secondsPerEpoch(), r.msPerStep(), r.baseWeightBytes() / 1048576.0,
-                    r.adapterBytes(), r.mergeable() ? "yes" : "no");
+                    r.adapterBytes(), r.mergeable() ? "yes" : "no", ranksColumn(r.finalRanks()));
         }
         o.println();
-        // Rank-adaptive methods: the ranks each layer ended with, under the table they belong to.
-        for (Row r : rows) r.summaries().forEach(line -> o.println("final ranks, " + line));
+        // The methods' own report lines (which layer has which rank, DyLoRA's rank counts) under the table.
+        for (Row r : rows) r.summaries().forEach(o::println);
         if (rows.stream().anyMatch(r -> !r.summaries().isEmpty())) o.println();
+    }
+
+    /** "10/5/9": each layer's final rank in model order, or "-" for methods whose rank does not change. */
+    static String ranksColumn(Map<String, Integer> ranks) {
+        return ranks.isEmpty() ? "-" : String.join("/", ranks.values().stream().map(String::valueOf).toList());
     }
 
     /** Accuracy against trainable parameters (log axis), one labelled point per method. */

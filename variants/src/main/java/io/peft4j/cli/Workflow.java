@@ -190,8 +190,11 @@ final class Workflow {
     /** How a fine-tuning run trains (what run.json records, with the method and base). */
     record TrainSettings(int epochs, float lr, int batch, long seed, Task task) {}
 
-    /** @param summaries the method's report lines after training (final ranks of rank-adaptive methods), often none */
-    record FineTuned(PeftModel model, Trainer.Result result, double accuracy, List<String> summaries) {}
+    /**
+     * @param summaries  the method's report lines after training (final ranks of rank-adaptive methods), often none
+     * @param finalRanks each layer's rank after training, for rank-adaptive methods; empty otherwise
+     */
+    record FineTuned(PeftModel model, Trainer.Result result, double accuracy, List<String> summaries, Map<String, Integer> finalRanks) {}
 
     /** {bytes the base's linear weights hold in memory, the same weights' fp32 bytes}: they differ when frozen weights are compact (QLoRA's NF4). */
     static long[] linearWeightBytes(PeftModel pm) {
@@ -238,7 +241,9 @@ final class Workflow {
             List<String> summaries = callbacks.stream().map(TrainerCallback::summary).filter(java.util.Objects::nonNull).toList();
             summaries.forEach(out::println);
             double acc = r.epochs().isEmpty() ? accuracy(pm, s.task()) : r.last().eval().accuracy();
-            return new FineTuned(pm, r, acc, summaries);
+            Map<String, Integer> ranks = new LinkedHashMap<>();
+            callbacks.forEach(c -> ranks.putAll(c.finalRanks()));
+            return new FineTuned(pm, r, acc, summaries, ranks);
         }
     }
 }

@@ -7,7 +7,6 @@ import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
 import io.peft4j.train.Trainer;
 import io.peft4j.train.TrainerCallback;
-import java.util.ArrayList;
 import java.util.Arrays;
 import java.util.LinkedHashMap;
 import java.util.List;
@@ -209,10 +208,15 @@ final class RankAllocator implements TrainerCallback {
     }
 
     @Override
+    public Map<String, Integer> finalRanks() {
+        Map<String, Integer> out = new LinkedHashMap<>();
+        layers.forEach((path, ad) -> out.put(path, ad.rank()));
+        return out;
+    }
+
+    @Override
     public String summary() {
-        List<String> parts = new ArrayList<>();
-        layers.forEach((path, ad) -> parts.add(path + "=" + ad.rank()));
-        return "adalora: final ranks (kept triplets per layer, init_r " + config.initR() + "): " + String.join(", ", parts);
+        return "adalora: final ranks (kept triplets per layer, init_r " + config.initR() + "): " + TrainerCallback.describe(finalRanks());
     }
 
     /** The layer's flags over all init_r triplets: a layer already resized on load keeps its earlier drops. */

@@ -92,9 +92,14 @@ final class RankExpander implements TrainerCallback {
     }
 
     @Override
+    public Map<String, Integer> finalRanks() {
+        Map<String, Integer> out = new LinkedHashMap<>();
+        layers.forEach((p, a) -> out.put(p, a.rank()));
+        return out;
+    }
+
+    @Override
     public String summary() {
-        List<String> parts = new ArrayList<>();
-        layers.forEach((p, a) -> parts.add(p + "=" + a.rank()));
-        return "selora: final ranks per layer after " + tests + " expansion tests (" + grown + " growths): " + String.join(", ", parts);
+        return "selora: final ranks per layer after " + tests + " expansion tests (" + grown + " growths): " + TrainerCallback.describe(finalRanks());
     }
 }

@@ -6,9 +6,7 @@ import io.peft4j.tensor.DType;
 import io.peft4j.tensor.Tensor;
 import io.peft4j.train.Trainer;
 import io.peft4j.train.TrainerCallback;
-import java.util.ArrayList;
 import java.util.LinkedHashMap;
-import java.util.List;
 import java.util.Map;
 
 /**
@@ -62,7 +60,8 @@ final class GateOptimizer implements TrainerCallback {
     }
 
     /** Surviving (non-zero) gates per layer. */
-    Map<String, Integer> survivingRanks() {
+    @Override
+    public Map<String, Integer> finalRanks() {
         Map<String, Integer> out = new LinkedHashMap<>();
         gates.forEach((p, a) -> out.put(p, a.survivingRanks()));
         return out;
@@ -70,9 +69,7 @@ final class GateOptimizer implements TrainerCallback {
 
     @Override
     public String summary() {
-        List<String> parts = new ArrayList<>();
-        survivingRanks().forEach((p, n) -> parts.add(p + "=" + n));
-        return "sora: surviving ranks per layer (non-zero gates of " + config.r() + "): " + String.join(", ", parts);
+        return "sora: surviving ranks per layer (non-zero gates of " + config.r() + "): " + TrainerCallback.describe(finalRanks());
     }
 
     @Override
