@@ -182,6 +182,7 @@ public final class Trainer implements AutoCloseable {
     private final List<double[]> lossHistory = new ArrayList<>();   // {step, loss}
     private final List<double[]> accHistory = new ArrayList<>();    // {epoch, accuracy}
     private String progressLabel = "";
+    private java.util.function.Supplier<Map<String, String>> checkpointNotes = Map::of;
     private final Map<String, List<double[]>> extraSeries = new LinkedHashMap<>();   // series -> {step, value}
     private MetricsLog log;          // the open metrics log during fit, for State.record
     private Tensor stepX, stepY;     // this step's batch, in the step arena, for State.rerunStep
@@ -199,6 +200,25 @@ public final class Trainer implements AutoCloseable {
     public Trainer progressLabel(String label) {
         progressLabel = label == null || label.isEmpty() ? "" : label + ": ";
         return this;
+    }
+
+    /**
+     * Extra entries written into every checkpoint's metadata, read when it is written (e.g. the
+     * adapter config as training has changed it), so a resume can rebuild a model the saved shapes fit.
+     */
+    public Trainer checkpointNotes(java.util.function.Supplier<Map<String, String>> notes) {
+        checkpointNotes = notes;
+        return this;
+    }
+
+    /** The metadata of the checkpoint in dir (the loop position and any {@link #checkpointNotes}). */
+    public static Map<String, String> checkpointMetadata(Path dir) {
+        Path file = dir.resolve(CHECKPOINT_FILE);
+        try (SafetensorsFile f = SafetensorsFile.open(file)) {
+            return f.metadata();
+        } catch (IOException e) {
+            throw IoErrors.unchecked("read", file, e);
+        }
     }
 
     public Trainer addCallback(TrainerCallback callback) {
@@ -404,9 +424,11 @@ public final class Trainer implements AutoCloseable {
         SafetensorsWriter w = new SafetensorsWriter();
         trainable.forEach((n, p) -> w.put("param." + n, DType.F32, p.value().shape(), p.value().segment()));
         optimizer.state().forEach((n, t) -> w.put("optim." + n, DType.F32, t.shape(), t.segment()));
-        w.metadata(Map.of("step", Long.toString(state.step), "epoch", Integer.toString(state.epoch),
+        Map<String, String> meta = new LinkedHashMap<>(checkpointNotes.get());
+        meta.putAll(Map.of("step", Long.toString(state.step), "epoch", Integer.toString(state.epoch),
                 "step_in_epoch", Integer.toString(state.stepInEpoch), "optimizer_steps", Long.toString(optimizer.steps()),
                 "seed", Long.toString(config.seed())));
+        w.metadata(meta);
         try {
             Files.createDirectories(dir);
         } catch (IOException e) {

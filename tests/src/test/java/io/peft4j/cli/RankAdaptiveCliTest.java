@@ -3,10 +3,12 @@ package io.peft4j.cli;
 import static org.junit.jupiter.api.Assertions.assertEquals;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
+import com.fasterxml.jackson.databind.ObjectMapper;
 import java.nio.file.Files;
 import java.nio.file.Path;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.Map;
 import java.util.regex.Matcher;
 import java.util.regex.Pattern;
 import org.junit.jupiter.api.Test;
@@ -96,5 +98,55 @@ class RankAdaptiveCliTest {
         assertTrue(loraRow.endsWith("| -           |"), loraRow);
         String jsonl = Files.readString(out.resolve("compare.jsonl"));
         assertTrue(jsonl.contains("\"final_ranks\":{\"fc1\":" + m.group(1) + ",\"fc2\":" + m.group(2) + ",\"fc3\":" + m.group(3) + "}"), jsonl);
+    }
+
+    /**
+     * A SeLoRA run whose layers grew resumes with the grown ranks, both when it was interrupted
+     * (its run.json still records the starting config, init_r) and when it finished.
+     */
+    @Test
+    @SuppressWarnings("unchecked")
+    void aSeloraRunWhoseRanksGrewResumesWithTheGrownRanks() throws java.io.IOException {
+        Path out = tmp.resolve("selora");
+        Cli.Run first = Cli.run(args("train", "--variant", "selora", "--set", "expand_step=1", "--set", "expand_threshold=0",
+                "--epochs", "1", "--out", out.toString()));
+        assertEquals(0, first.code(), first.out() + first.err());
+        Map<String, Object> grown = (Map<String, Object>) Cli.readJson(out.resolve("adapter/adapter_config.json")).get("rank_pattern");
+        assertTrue(grown != null && !grown.isEmpty() && grown.values().stream().allMatch(r -> ((Number) r).intValue() > 1),
+                "every layer grew past init_r 1: " + grown);
+        // What an interruption after epoch 1's checkpoint leaves: the partial directory whose run.json is the one
+        // written at the start (the config without rank_pattern) beside the checkpoint of grown tensors.
+        Path partial = RunDir.partialOf(out);
+        try (var files = Files.walk(out)) {
+            for (Path p : files.toList()) {
+                if (Files.isRegularFile(p) && !p.startsWith(out.resolve("adapter"))) {
+                    Files.createDirectories(partial.resolve(out.relativize(p).toString()).getParent());
+                    Files.copy(p, partial.resolve(out.relativize(p).toString()));
+                }
+            }
+        }
+        Map<String, Object> record = Cli.readJson(partial.resolve(RunDir.MARKER));
+        ((Map<String, Object>) record.get("adapter_config")).remove("rank_pattern");
+        record.remove("accuracy");
+        Files.writeString(partial.resolve(RunDir.MARKER), new ObjectMapper().writeValueAsString(record));
+
+        Cli.Run interrupted = Cli.run(args("train", "--resume", out.toString(), "--epochs", "2"));
+        assertEquals(0, interrupted.code(), interrupted.out() + interrupted.err());
+        assertTrue(interrupted.out().contains("epoch 2:") && !interrupted.out().contains("epoch 1:"), interrupted.out());
+        assertKeepsGrownRanks(grown, out);
+        assertTrue(Files.notExists(partial), "the resumed run was moved into place");
+
+        Cli.Run finished = Cli.run(args("train", "--resume", out.toString(), "--epochs", "3"));
+        assertEquals(0, finished.code(), finished.out() + finished.err());
+        assertTrue(finished.out().contains("epoch 3:") && !finished.out().contains("epoch 2:"), finished.out());
+        assertKeepsGrownRanks(grown, out);
+        assertEquals(0, Cli.run(args("eval", "--adapter", out.toString())).code());
+    }
+
+    @SuppressWarnings("unchecked")
+    private static void assertKeepsGrownRanks(Map<String, Object> grown, Path out) {
+        Map<String, Object> after = (Map<String, Object>) Cli.readJson(out.resolve("adapter/adapter_config.json")).get("rank_pattern");
+        grown.forEach((layer, r) -> assertTrue(after != null && ((Number) after.get(layer)).intValue() >= ((Number) r).intValue(),
+                layer + " kept its grown rank " + r + ": " + after));
     }
 }

@@ -311,7 +311,10 @@ public final class Main implements Runnable {
                         + Trainer.CHECKPOINT_FILE + ", written by peft4j train --out)");
             }
             Map<String, Object> rec = MethodOptions.readConfig(source.resolve(RunDir.MARKER));
-            MethodOptions.Resolved method = MethodOptions.fromJson((Map<String, Object>) rec.get("adapter_config"));
+            // The checkpoint's own config (as training left it: grown ranks) fits its tensors; run.json's is the starting one.
+            String saved = Trainer.checkpointMetadata(source).get(Workflow.CHECKPOINT_CONFIG_KEY);
+            MethodOptions.Resolved method = MethodOptions.fromJson(saved != null
+                    ? (Map<String, Object>) JSON.readValue(saved, Map.class) : (Map<String, Object>) rec.get("adapter_config"));
             int recordedEpochs = ((Number) rec.get("epochs")).intValue();
             Workflow.TrainSettings s = new Workflow.TrainSettings(trainOptions.epochs == null ? recordedEpochs : trainOptions.epochs,
                     ((Number) rec.get("lr")).floatValue(), ((Number) rec.get("batch")).intValue(), ((Number) rec.get("seed")).longValue(),

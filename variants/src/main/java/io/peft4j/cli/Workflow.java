@@ -217,6 +217,17 @@ final class Workflow {
         }
     }
 
+    /** The checkpoint metadata key holding the adapter config the saved tensors fit. */
+    static final String CHECKPOINT_CONFIG_KEY = "adapter_config";
+
+    private static String configJson(AdapterConfig config) {
+        try {
+            return Main.JSON.writeValueAsString(config.toJson());
+        } catch (java.io.IOException e) {
+            throw new java.io.UncheckedIOException(e);
+        }
+    }
+
     /**
      * Fine-tunes {@code config} on {@code s.task()} with AdamW (weight decay 0.01), writing metrics,
      * chart and trainer state to {@code outDir}, and evaluates on the task's test split.
@@ -234,6 +245,8 @@ final class Workflow {
         AdamW optimizer = AdamW.defaults().pagedOptimizer(Boolean.TRUE.equals(config.toJson().get("paged_optimizer")));
         try (Trainer t = new Trainer(pm, Loss.crossEntropy(), optimizer, cfg, backend)) {
             t.progressLabel(label);
+            // Training may change the config (SeLoRA grows ranks): each checkpoint records it as it is then.
+            t.checkpointNotes(() -> Map.of(CHECKPOINT_CONFIG_KEY, configJson(pm.adapterConfigs().get(pm.activeAdapter()))));
             List<TrainerCallback> callbacks = pm.trainerCallbacks();
             callbacks.forEach(t::addCallback);
             if (resumeFrom != null) t.resume(resumeFrom);
