@@ -115,7 +115,7 @@ public final class ConfigField {
     /** The command-line shortcut flag without dashes, or null. */
     public String shortcut() { return shortcut; }
 
-    /** The type as users read it: "int", "float", "bool", "one of ...", "targets", "fixed". */
+    /** The type as users read it: "int", "float", "bool", "one of ...", "targets", "fixed", "map". */
     public String typeName() {
         return switch (kind) {
             case INT -> "int";
@@ -125,7 +125,7 @@ public final class ConfigField {
             case TARGETS -> "targets";
             case FIXED -> "fixed";
             case IGNORED -> "ignored";
-            case MAP -> "map of " + values.typeName();
+            case MAP -> "map";
         };
     }
 
