@@ -4,6 +4,7 @@ import java.math.BigDecimal;
 import java.math.BigInteger;
 import java.util.ArrayList;
 import java.util.List;
+import java.util.LinkedHashMap;
 import java.util.Locale;
 import java.util.Map;
 import java.util.Objects;
@@ -18,7 +19,7 @@ import java.util.Objects;
  */
 public final class ConfigField {
     /** What kind of value a field holds. */
-    public enum Kind { INT, FLOAT, BOOL, CHOICE, TARGETS, FIXED, IGNORED }
+    public enum Kind { INT, FLOAT, BOOL, CHOICE, TARGETS, FIXED, IGNORED, MAP }
 
     private final String name;
     private final Kind kind;
@@ -28,9 +29,16 @@ public final class ConfigField {
     private final List<Object> choices;
     private final String shortcut;
     private final String doc;
+    private final ConfigField values;   // MAP: the INT or FLOAT field each value is checked against
 
     private ConfigField(String name, Kind kind, Object defaultValue, double min, boolean minInclusive, double max,
                         boolean maxInclusive, List<Object> choices, String shortcut, String doc) {
+        this(name, kind, defaultValue, min, minInclusive, max, maxInclusive, choices, shortcut, doc, null);
+    }
+
+    private ConfigField(String name, Kind kind, Object defaultValue, double min, boolean minInclusive, double max,
+                        boolean maxInclusive, List<Object> choices, String shortcut, String doc, ConfigField values) {
+        this.values = values;
         this.name = Objects.requireNonNull(name);
         this.kind = kind;
         this.defaultValue = defaultValue;
@@ -81,6 +89,15 @@ public final class ConfigField {
         return new ConfigField(name, Kind.IGNORED, null, 0, true, 0, true, List.of(), null, doc);
     }
 
+    /**
+     * A JSON object from string keys to numbers, each value checked as {@code values} (an INT or FLOAT
+     * field), default {} (PEFT's rank_pattern / alpha_pattern).
+     */
+    public static ConfigField map(String name, ConfigField values, String doc) {
+        if (values.kind != Kind.INT && values.kind != Kind.FLOAT) throw new IllegalArgumentException(name + ": map values must be int or float");
+        return new ConfigField(name, Kind.MAP, Map.of(), 0, true, 0, true, List.of(), null, doc, values);
+    }
+
     /** Whether a user sets this field (fixed and ignored ones are only read from PEFT's files). */
     public boolean settable() {
         return kind != Kind.FIXED && kind != Kind.IGNORED;
@@ -88,7 +105,7 @@ public final class ConfigField {
 
     /** The same field, also set by the command-line shortcut {@code --<shortcut>} (rank, alpha, dropout, targets). */
     public ConfigField shortcut(String flag) {
-        return new ConfigField(name, kind, defaultValue, min, minInclusive, max, maxInclusive, choices, flag, doc);
+        return new ConfigField(name, kind, defaultValue, min, minInclusive, max, maxInclusive, choices, flag, doc, values);
     }
 
     public String name() { return name; }
@@ -98,7 +115,7 @@ public final class ConfigField {
     /** The command-line shortcut flag without dashes, or null. */
     public String shortcut() { return shortcut; }
 
-    /** The type as users read it: "int", "float", "bool", "one of ...", "targets", "fixed". */
+    /** The type as users read it: "int", "float", "bool", "one of ...", "targets", "fixed", "map". */
     public String typeName() {
         return switch (kind) {
             case INT -> "int";
@@ -108,6 +125,7 @@ public final class ConfigField {
             case TARGETS -> "targets";
             case FIXED -> "fixed";
             case IGNORED -> "ignored";
+            case MAP -> "map";
         };
     }
 
@@ -121,6 +139,7 @@ public final class ConfigField {
             case TARGETS -> "names a,b,c | all-linear | \"regex\"";
             case FIXED -> "only " + json(defaultValue);
             case IGNORED -> "any";
+            case MAP -> "{\"key\": " + values.range() + ", ...}";
         };
     }
 
@@ -139,7 +158,11 @@ public final class ConfigField {
             for (Object o : l) parts.add(json(o));
             return "[" + String.join(", ", parts) + "]";
         }
-        if (v instanceof Map<?, ?> m && m.isEmpty()) return "{}";
+        if (v instanceof Map<?, ?> m) {
+            List<String> parts = new ArrayList<>();
+            m.forEach((k, x) -> parts.add(json(String.valueOf(k)) + ": " + json(x)));
+            return "{" + String.join(", ", parts) + "}";
+        }
         if ((v instanceof Double || v instanceof Float) && ((Number) v).doubleValue() == Math.rint(((Number) v).doubleValue())
                 && Math.abs(((Number) v).doubleValue()) < 1e15) {
             return Long.toString(((Number) v).longValue());   // 8, as PEFT writes lora_alpha, not 8.0
@@ -198,6 +221,18 @@ public final class ConfigField {
             case IGNORED -> {
                 return v;
             }
+            case MAP -> {
+                if (v == null) return Map.of();
+                if (!(v instanceof Map<?, ?> m)) throw bad(v, "must be a JSON object {\"key\": number}");
+                Map<String, Object> out = new LinkedHashMap<>();
+                for (var e : m.entrySet()) {
+                    if (!(e.getKey() instanceof String k) || k.isEmpty()) throw bad(v, "has a key that is not a non-empty string");
+                    ConfigField entry = new ConfigField(name + "['" + k + "']", values.kind, null, values.min, values.minInclusive,
+                            values.max, values.maxInclusive, List.of(), null, doc);
+                    out.put(k, entry.check(e.getValue()));
+                }
+                return java.util.Collections.unmodifiableMap(out);
+            }
         }
         throw new AssertionError(kind);
     }
@@ -255,6 +290,7 @@ public final class ConfigField {
             }
             case TARGETS -> check(parseTargets(t));
             case IGNORED -> text;
+            case MAP -> check(parseMap(text));
             case FIXED -> check(t.equals("null") ? null : t.equals("true") ? Boolean.TRUE : t.equals("false") ? Boolean.FALSE : t);
         };
     }
@@ -266,6 +302,23 @@ public final class ConfigField {
         List<String> names = new ArrayList<>();
         for (String n : t.split(",")) names.add(n.strip());
         return names;
+    }
+
+    /** "key=value,key=value" (as {@code --set rank_pattern=q=4,v=2}); the empty text is {}. */
+    private Map<String, Object> parseMap(String text) {
+        Map<String, Object> out = new LinkedHashMap<>();
+        if (text.isBlank()) return out;
+        for (String part : text.split(",")) {
+            int eq = part.lastIndexOf('=');
+            if (eq <= 0) throw bad(text, "must be key=number pairs separated by commas");
+            String k = part.substring(0, eq).strip(), x = part.substring(eq + 1).strip();
+            try {
+                out.put(k, new BigDecimal(x));
+            } catch (NumberFormatException e) {
+                throw bad(text, "has a non-numeric value '" + x + "' for key '" + k + "'");
+            }
+        }
+        return out;
     }
 
     private IllegalArgumentException bad(Object v, String why) {

@@ -80,6 +80,12 @@ public final class ConfigValues {
         return (Boolean) get(name);
     }
 
+    /** A MAP field: string keys to Long (int values) or Double (float values), in file order. */
+    @SuppressWarnings("unchecked")
+    public Map<String, Object> getMap(String name) {
+        return (Map<String, Object>) get(name);
+    }
+
     public TargetModules getTargets(String name) {
         return TargetModules.fromJson(get(name));
     }

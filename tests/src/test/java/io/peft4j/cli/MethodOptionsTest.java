@@ -109,7 +109,7 @@ class MethodOptionsTest {
             "{\"peft_type\": \"LORA\", \"r\": \"8\"} | 'r' = '8' must be a number",
             "{\"peft_type\": \"LORA\", \"lora_alpha\": 1e400} | 'lora_alpha'",
             "{\"peft_type\": \"LORA\", \"bias\": \"all\"} | 'bias' = \"all\" is not implemented",
-            "{\"peft_type\": \"LORA\", \"rank_pattern\": {\"fc1\": 2}} | 'rank_pattern'",
+            "{\"peft_type\": \"LORA\", \"rank_pattern\": {\"fc1\": 0}} | field 'rank_pattern['fc1']' = 0 is out of range [1, 65536]",
             "{\"peft_type\": \"LORA\", \"my_field\": 1} | unknown field 'my_field'",
             "{\"peft_type\": \"NOPE\"} | unknown peft_type 'NOPE'",
             "{\"r\": 4} | no \"peft_type\"",

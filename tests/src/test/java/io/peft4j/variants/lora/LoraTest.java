@@ -200,8 +200,8 @@ class LoraTest {
         Map<String, Object> cases = new LinkedHashMap<>();
         cases.put("bias", "all");
         cases.put("fan_in_fan_out", true);
-        cases.put("rank_pattern", Map.of("q", 4));
-        cases.put("alpha_pattern", Map.of("q", 4));
+        cases.put("rank_pattern", Map.of("q", 0));
+        cases.put("alpha_pattern", Map.of("q", -1));
         cases.put("init_lora_weights", "pissa");
         cases.put("r", "eight");
         cases.put("target_modules", 7);
@@ -214,6 +214,125 @@ class LoraTest {
         Map<String, Object> noInit = new HashMap<>(base);
         noInit.put("init_lora_weights", false);
         assertThrows(IllegalArgumentException.class, () -> METHOD.configFromJson(noInit), "init_lora_weights=false (B random) is not implemented");
+    }
+
+    private static Map<String, Integer> ranks(Object... kv) {
+        Map<String, Integer> m = new LinkedHashMap<>();
+        for (int i = 0; i < kv.length; i += 2) m.put((String) kv[i], (Integer) kv[i + 1]);
+        return m;
+    }
+
+    /** PEFT's get_pattern_key: the first key whose "(.*\.)?(key)$" matches the whole path; a partial name never matches. */
+    @Test
+    void patternKeysMatchWholeNamesOrDottedSuffixesInOrder() {
+        List<String> keys = List.of("q", "layers\\.1\\.o", "o", "ayers.0.q");
+        assertEquals("q", LoraConfig.patternKey(keys, "layers.0.q"));
+        assertEquals("q", LoraConfig.patternKey(keys, "q"));
+        assertEquals(null, LoraConfig.patternKey(keys, "head_q"), "head_q ends in q but not in .q");
+        assertEquals("layers\\.1\\.o", LoraConfig.patternKey(keys, "layers.1.o"), "first matching key in order");
+        assertEquals("o", LoraConfig.patternKey(keys, "layers.0.o"));
+        assertEquals(null, LoraConfig.patternKey(List.of("ayers.0.q", "yers"), "layers.0.q"), "a partial name is no match");
+        assertEquals("layers\\.\\d\\.q", LoraConfig.patternKey(List.of("layers\\.\\d\\.q"), "layers.1.q"), "keys are regexes");
+        assertEquals(null, LoraConfig.patternKey(List.of(), "layers.0.q"));
+    }
+
+    /** Each layer's adapter has the rank and scale its patterns give it; layers no key names keep r and lora_alpha. */
+    @Test
+    void rankAndAlphaPatternsGiveEachLayerItsOwnShapeAndScale() {
+        Map<String, Float> alphas = new LinkedHashMap<>();
+        alphas.put("layers.0.q", 12f);
+        alphas.put("embed", 3f);
+        LoraConfig cfg = LoraConfig.builder().r(4).alpha(8).targetModules(TargetModules.allLinear())
+                .rankPattern(ranks("q", 3, "layers\\.1\\.o", 5, "o", 2)).alphaPattern(alphas).build();
+        PeftModel pm = PeftModel.wrap(TestSupport.nested(5), cfg, backend(), 9);
+        Map<String, Integer> wantR = Map.of("embed", 4, "layers.0.q", 3, "layers.1.q", 3, "layers.0.o", 2, "layers.1.o", 5, "head_q", 4);
+        Map<String, Float> wantS = Map.of("embed", 3f / 4, "layers.0.q", 12f / 3, "layers.1.q", 8f / 3, "layers.0.o", 8f / 2,
+                "layers.1.o", 8f / 5, "head_q", 8f / 4);
+        Map<String, Linear> layers = pm.adaptedLayers("default");
+        assertEquals(wantR.keySet(), layers.keySet());
+        SplittableRandom r = rng("lora patterns");
+        for (var e : layers.entrySet()) {
+            String p = e.getKey();
+            Linear l = e.getValue();
+            LoraAdapter a = (LoraAdapter) l.adapter("default");
+            int rank = wantR.get(p);
+            assertEquals(List.of(rank, (int) l.inFeatures()), List.of((int) a.loraA().value().dim(0), (int) a.loraA().value().dim(1)), p);
+            assertEquals(List.of((int) l.outFeatures(), rank), List.of((int) a.loraB().value().dim(0), (int) a.loraB().value().dim(1)), p);
+            assertEquals(wantS.get(p), cfg.scalingOf(p), 1e-7, p);
+            // ΔW = s·B·A with this layer's own s (B randomized: it is zero at init).
+            a.loraB().value().copyFrom(normal(r, (int) (l.outFeatures() * rank), 1));
+            float[] av = a.loraA().value().toFloatArray(), bv = a.loraB().value().toFloatArray(), d = a.deltaWeight(backend()).toFloatArray();
+            int in = (int) l.inFeatures();
+            for (int o = 0; o < l.outFeatures(); o++) {
+                for (int i = 0; i < in; i++) {
+                    double want = 0;
+                    for (int k = 0; k < rank; k++) want += (double) bv[o * rank + k] * av[k * in + i];
+                    assertEquals(wantS.get(p) * want, d[o * in + i], 1e-5 * (1 + Math.abs(wantS.get(p) * want)), p);
+                }
+            }
+        }
+    }
+
+    @Test
+    void patternsRoundTripThroughJsonAndTheCommandLine(@TempDir Path dir) throws IOException {
+        Map<String, Float> alphas = new LinkedHashMap<>();
+        alphas.put("fc2", 2.5f);
+        alphas.put("fc\\d", 16f);
+        LoraConfig c = LoraConfig.builder().r(4).targetModules(TargetModules.allLinear()).rankPattern(ranks("fc1", 7, "fc3", 1))
+                .alphaPattern(alphas).build();
+        Map<String, Object> j = c.toJson();
+        assertEquals(Map.of("fc1", 7, "fc3", 1), j.get("rank_pattern"));
+        assertEquals(List.of("fc2", "fc\\d"), List.copyOf(((Map<?, ?>) j.get("alpha_pattern")).keySet()), "order is kept: first match wins");
+        ObjectMapper json = new ObjectMapper();
+        Path f = dir.resolve("c.json");
+        json.writeValue(f.toFile(), j);
+        @SuppressWarnings("unchecked")
+        Map<String, Object> back = json.readValue(f.toFile(), Map.class);
+        LoraConfig read = (LoraConfig) METHOD.configFromJson(back);
+        assertEquals(c, read);
+        assertEquals(List.of("fc2", "fc\\d"), List.copyOf(read.alphaPattern().keySet()));
+        // Saved and loaded with its weights, each layer keeps its own rank.
+        PeftModel pm = PeftModel.wrap(TestSupport.mlp(2), c, backend(), 3);
+        pm.save(dir.resolve("a"));
+        PeftModel loaded = PeftModel.load(TestSupport.mlp(2), dir.resolve("a"));
+        assertEquals(Map.of("fc1", 7L, "fc2", 4L, "fc3", 1L), Map.of(
+                "fc1", ((LoraAdapter) loaded.adaptedLayers("default").get("fc1").adapter("default")).loraA().value().dim(0),
+                "fc2", ((LoraAdapter) loaded.adaptedLayers("default").get("fc2").adapter("default")).loraA().value().dim(0),
+                "fc3", ((LoraAdapter) loaded.adaptedLayers("default").get("fc3").adapter("default")).loraA().value().dim(0)));
+        // --set rank_pattern=fc1=7,fc3=1
+        var field = METHOD.fields().stream().filter(x -> x.name().equals("rank_pattern")).findFirst().orElseThrow();
+        assertEquals(Map.of("fc1", 7L, "fc3", 1L), field.parse("fc1=7, fc3=1"));
+        assertEquals(Map.of(), field.parse(""));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> field.parse("fc1=seven"));
+        assertTrue(e.getMessage().contains("rank_pattern") && e.getMessage().contains("seven"), e.getMessage());
+    }
+
+    @Test
+    void badPatternsAreRefusedByName() {
+        Map<String, Object> base = LoraConfig.builder().targetModules("q").build().toJson();
+        Map<String, Object> rank = new LinkedHashMap<>();
+        rank.put("q", Map.of("q", 2.5));
+        rank.put("'q'", Map.of("q", "four"));
+        rank.put("65537", Map.of("q", 65537));
+        rank.put("JSON object", List.of("q", 4));
+        rank.forEach((expected, value) -> {
+            Map<String, Object> j = new HashMap<>(base);
+            j.put("rank_pattern", value);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> METHOD.configFromJson(j), String.valueOf(value));
+            assertTrue(e.getMessage().contains("rank_pattern") && e.getMessage().contains(expected), e.getMessage());
+        });
+        for (Object value : List.of(Map.of("q", 0), Map.of("q", -2.5), Map.of("q", "big"), Map.of("q", Double.POSITIVE_INFINITY))) {
+            Map<String, Object> j = new HashMap<>(base);
+            j.put("alpha_pattern", value);
+            IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> METHOD.configFromJson(j), String.valueOf(value));
+            assertTrue(e.getMessage().contains("alpha_pattern['q']"), e.getMessage());
+        }
+        Map<String, Object> badRegex = new HashMap<>(base);
+        badRegex.put("rank_pattern", Map.of("q(", 2));
+        IllegalArgumentException e = assertThrows(IllegalArgumentException.class, () -> METHOD.configFromJson(badRegex));
+        assertTrue(e.getMessage().contains("rank_pattern key 'q('"), e.getMessage());
+        assertThrows(IllegalArgumentException.class, () -> LoraConfig.builder().targetModules("q").rankPattern(Map.of("q", 0)).build());
+        assertThrows(IllegalArgumentException.class, () -> LoraConfig.builder().targetModules("q").alphaPattern(Map.of("q", Float.NaN)).build());
     }
 
     /** A LoRA file whose config says use_dora but that has no magnitudes is refused naming the missing tensor. */

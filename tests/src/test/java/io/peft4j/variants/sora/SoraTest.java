@@ -112,6 +112,39 @@ class SoraTest {
         assertEquals(rPruned, ((Number) json.get("r")).intValue());
         PeftModel lora = PeftModel.load(TestSupport.mlp(9), dir);
         assertRelClose(y, forward(lora, x, 7), 2e-6, "the pruned LoRA gives SoRA's output");
-        for (Linear l : lora.adaptedLayers(DEFAULT).values()) assertEquals(rPruned, l.adapter(DEFAULT).parameters().get(0).value().dim(0));
+        lora.adaptedLayers(DEFAULT).forEach((p, l) -> assertEquals((long) ranks.get(p), l.adapter(DEFAULT).parameters().get(0).value().dim(0), p));
+    }
+
+    /**
+     * Pruning keeps each layer's own surviving ranks (rank_pattern) and SoRA's scale (alpha_pattern);
+     * a layer whose gates all closed is left out. Gates and B are set by hand so each case occurs.
+     */
+    @Test
+    void prunedLoraHasPerLayerRanksAndDropsClosedLayers(@TempDir Path dir) {
+        SoraConfig cfg = SoraConfig.builder().r(5).alpha(7).targetModules(TargetModules.allLinear()).build();
+        PeftModel pm = PeftModel.wrap(TestSupport.mlp(11), cfg, backend(), 6);
+        SplittableRandom r = rng("sora per-layer prune");
+        Map<String, float[]> gates = Map.of("fc1", new float[] {0.7f, 0f, -1.2f, 0f, 0.3f}, "fc2", new float[5],
+                "fc3", new float[] {0.4f, -0.9f, 1.1f, 0.6f, -0.2f});
+        pm.adaptedLayers(DEFAULT).forEach((p, l) -> {
+            SoraAdapter s = (SoraAdapter) l.adapter(DEFAULT);
+            s.gate().value().copyFrom(gates.get(p));
+            s.loraB().value().copyFrom(normal(r, (int) (l.outFeatures() * 5), 1));
+        });
+        float[] x = normal(rng("sora prune x"), 7 * 13, 1);
+        float[] y = forward(pm, x, 7);
+        Map<String, Integer> saved = SoraPruning.saveAsLora(pm, DEFAULT, dir, Map.of());
+        assertEquals(Map.of("fc1", 3, "fc2", 0, "fc3", 5), saved);
+        Map<String, Object> json = Cli.readJson(dir.resolve(PeftModel.CONFIG_FILE));
+        assertEquals(List.of("fc1", "fc3"), json.get("target_modules"));
+        assertEquals(Map.of("fc1", 3, "fc3", 5), json.get("rank_pattern"));
+        Map<?, ?> alphas = (Map<?, ?>) json.get("alpha_pattern");
+        assertEquals(7.0 / 5 * 3, ((Number) alphas.get("fc1")).doubleValue(), 1e-6, "alpha/r' = SoRA's alpha/r_max");
+        assertEquals(7.0, ((Number) alphas.get("fc3")).doubleValue(), 1e-6);
+        PeftModel lora = PeftModel.load(TestSupport.mlp(11), dir);
+        assertEquals(List.of("fc1", "fc3"), List.copyOf(lora.adaptedLayers(DEFAULT).keySet()));
+        assertEquals(3, lora.adaptedLayers(DEFAULT).get("fc1").adapter(DEFAULT).parameters().get(0).value().dim(0));
+        assertEquals(5, lora.adaptedLayers(DEFAULT).get("fc3").adapter(DEFAULT).parameters().get(1).value().dim(1));
+        assertRelClose(y, forward(lora, x, 7), 2e-6, "the pruned LoRA gives SoRA's output");
     }
 }

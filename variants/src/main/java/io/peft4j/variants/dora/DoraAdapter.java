@@ -41,7 +41,7 @@ public final class DoraAdapter implements Adapter {
         this.lora = lora;
         this.weight = layer.weight();
         this.bias = layer.bias();
-        this.s = config.scaling();
+        this.s = config.scalingOf(layer.path());   // alpha_pattern / rank_pattern apply per layer
         // m = ‖W0 + s·B·A‖_row = ‖W0‖_row at init (B = 0): W' = W0.
         Tensor m = Tensor.zeros(DType.F32, layer.outFeatures());
         backend.rowNorms(weight.value(), m);

@@ -16,6 +16,7 @@ public final class LoraAdapter implements Adapter {
     private final long seed;
     private final Parameter a;   // lora_A.weight [r, d_in]
     private final Parameter b;   // lora_B.weight [d_out, r]
+    private final int r;     // this layer's rank (rank_pattern or r)
     private final float s;
     // Kept from forward for backward, in the step arena.
     private Tensor xUsed, h, mask;
@@ -25,8 +26,8 @@ public final class LoraAdapter implements Adapter {
         this.config = config;
         this.name = name;
         this.seed = seed;
-        this.s = config.scaling();
-        int r = config.r();
+        this.r = config.rankOf(layer.path());
+        this.s = config.scalingOf(layer.path());
         Tensor aw = Tensor.zeros(DType.F32, r, layer.inFeatures());
         if (config.init().equals("kaiming")) backend.rngKaimingUniform(seed, 0, layer.inFeatures(), (float) Math.sqrt(5), aw);
         else backend.rngNormal(seed, 0, 0f, 1f / r, aw);
@@ -50,14 +51,14 @@ public final class LoraAdapter implements Adapter {
             mask = ctx.allocate(DType.U8, x.shape());
             be.dropoutForward(config.dropout(), seed ^ ctx.stepSeed(), 0, x, mask, xUsed);
         }
-        h = ctx.allocate(x.dim(0), config.r());
+        h = ctx.allocate(x.dim(0), r);
         be.lowrankForward(s, xUsed, a.value(), b.value(), h, y);
     }
 
     @Override
     public void backward(StepContext ctx, Tensor x, Tensor g, Tensor dx) {
         Backend be = ctx.backend();
-        Tensor gb = ctx.allocate(x.dim(0), config.r());
+        Tensor gb = ctx.allocate(x.dim(0), r);
         // A frozen adapter still passes the input gradient through; its own gradients go to scratch.
         Tensor da = a.requiresGrad() ? a.grad() : ctx.allocate(a.value().shape());
         Tensor db = b.requiresGrad() ? b.grad() : ctx.allocate(b.value().shape());

@@ -6,22 +6,25 @@ import io.peft4j.io.AtomicFiles;
 import io.peft4j.io.IoErrors;
 import io.peft4j.io.SafetensorsWriter;
 import io.peft4j.peft.PeftModel;
+import io.peft4j.peft.TargetModules;
 import io.peft4j.tensor.DType;
 import io.peft4j.variants.lora.LoraConfig;
 import java.io.IOException;
 import java.lang.foreign.MemorySegment;
 import java.nio.file.Files;
 import java.nio.file.Path;
+import java.util.ArrayList;
 import java.util.LinkedHashMap;
+import java.util.List;
 import java.util.Map;
 import java.util.TreeMap;
 
 /**
  * SoRA after training: ranks whose gate is 0 are dropped and the gate is folded into B
  * (A' = A[nz], B' = B[:, nz]·diag(g[nz])), saved as a plain LoRA adapter that PEFT and
- * {@code PeftModel.load} read. One LoRA config holds every layer, so its r is the largest surviving
- * rank; layers with fewer ranks are padded with zero rows of A and zero columns of B (their output
- * is unchanged). lora_alpha = α·r'/r_max keeps SoRA's scale α/r_max.
+ * {@code PeftModel.load} read. Each layer keeps exactly its surviving ranks r', recorded in PEFT's
+ * rank_pattern, and alpha_pattern's α·r'/r_max keeps SoRA's scale α/r_max; layers with no surviving
+ * rank add nothing and are left out of target_modules.
  */
 public final class SoraPruning {
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
@@ -40,16 +43,32 @@ public final class SoraPruning {
         return s;
     }
 
+    /** A pattern key naming exactly this layer path: its regex characters (the dots) escaped, as Python's re.escape. */
+    private static String patternKey(String path) {
+        StringBuilder k = new StringBuilder();
+        for (char c : path.toCharArray()) {
+            if ("\\.^$|?*+()[]{}".indexOf(c) >= 0) k.append('\\');
+            k.append(c);
+        }
+        return k.toString();
+    }
+
     /** Writes the pruned adapter as LoRA (adapter_config.json, adapter_model.safetensors) to {@code dir}; returns the surviving ranks. */
     public static Map<String, Integer> saveAsLora(PeftModel model, String adapterName, Path dir, Map<String, String> metadata) {
         Map<String, Integer> ranks = survivingRanks(model, adapterName);
-        int rPruned = Math.max(1, ranks.values().stream().mapToInt(Integer::intValue).max().orElse(1));
         SoraConfig cfg = null;
         SafetensorsWriter w = new SafetensorsWriter();
+        List<String> kept = new ArrayList<>();
+        Map<String, Integer> rankPattern = new LinkedHashMap<>();
+        Map<String, Float> alphaPattern = new LinkedHashMap<>();
         for (var e : model.adaptedLayers(adapterName).entrySet()) {
             SoraAdapter s = sora(e.getValue().adapter(adapterName), e.getKey());
             cfg = s.config();
-            int r = cfg.r();
+            int r = cfg.r(), rPruned = ranks.get(e.getKey());
+            if (rPruned == 0) continue;   // all gates closed: the layer adds nothing
+            kept.add(e.getKey());
+            rankPattern.put(patternKey(e.getKey()), rPruned);
+            alphaPattern.put(patternKey(e.getKey()), cfg.scaling() * rPruned);
             long dIn = s.loraA().value().dim(1), dOut = s.loraB().value().dim(0);
             float[] a = s.loraA().value().toFloatArray(), b = s.loraB().value().toFloatArray(), g = s.gate().value().toFloatArray();
             float[] na = new float[(int) (rPruned * dIn)], nb = new float[(int) (dOut * rPruned)];
@@ -65,8 +84,11 @@ public final class SoraPruning {
             w.put(key + "lora_B.weight", DType.F32, new long[] {dOut, rPruned}, MemorySegment.ofArray(nb));
         }
         if (cfg == null) throw new IllegalArgumentException("no layer carries adapter '" + adapterName + "'");
-        LoraConfig lora = LoraConfig.builder().r(rPruned).alpha(cfg.alpha() * rPruned / cfg.r()).dropout(cfg.dropout())
-                .targetModules(cfg.targetModules()).build();
+        if (kept.isEmpty()) throw new IllegalArgumentException("every gate of adapter '" + adapterName + "' is closed: no rank survives to save");
+        // r and lora_alpha only matter for layers no pattern names, and every kept layer is named.
+        int rMax = rankPattern.values().stream().mapToInt(Integer::intValue).max().orElseThrow();
+        LoraConfig lora = LoraConfig.builder().r(rMax).alpha(cfg.scaling() * rMax).dropout(cfg.dropout())
+                .targetModules(TargetModules.names(kept.toArray(String[]::new))).rankPattern(rankPattern).alphaPattern(alphaPattern).build();
         w.metadata(metadata);
         w.metadata(Map.of("format", "pt"));
         try {
