@@ -256,6 +256,29 @@ P4J_INLINE float normal_cdf_f(float x) {
 // Standard normal density φ(x) = exp(−x²/2)/√(2π).
 P4J_INLINE float normal_pdf_f(float x) { return 0.39894228040143268f * exp_c_minus_half_sq(0.0f, x); }
 
+// W-lane float vectors (GCC vector extensions) for kernels written once for every ISA width;
+// unaligned loads and stores through memcpy. The helpers return vectors by value; they are always
+// inlined into the per-ISA functions, so the ABI note GCC gives for that does not apply.
+#pragma GCC diagnostic ignored "-Wpsabi"
+
+template <int W>
+struct Vec {
+  typedef float type __attribute__((vector_size(W * 4)));
+};
+template <int W>
+using vf = typename Vec<W>::type;
+
+template <int W>
+P4J_INLINE vf<W> vload(const float* p) {
+  vf<W> v;
+  std::memcpy(&v, p, sizeof v);
+  return v;
+}
+template <int W>
+P4J_INLINE void vstore(float* p, const vf<W>& v) {
+  std::memcpy(p, &v, sizeof v);
+}
+
 }  // namespace p4j
 
 #endif

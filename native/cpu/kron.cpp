@@ -15,26 +15,6 @@
 namespace p4j {
 namespace {
 
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-template <int W>
-struct Vec {
-  typedef float type __attribute__((vector_size(W * 4)));
-};
-template <int W>
-using vf = typename Vec<W>::type;
-
-template <int W>
-P4J_INLINE vf<W> vload(const float* p) {
-  vf<W> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <int W>
-P4J_INLINE void vstore(float* p, const vf<W>& v) {
-  std::memcpy(p, &v, sizeof v);
-}
-
 // How an mm_rows result meets what C holds: C = α·acc, C += α·acc, or C = α·acc ⊙ C.
 enum Mode : int { kSet = 0, kAdd = 1, kMul = 2 };
 

@@ -105,27 +105,6 @@ constexpr int64_t kDirectGrain = int64_t{1} << 16;
 constexpr int64_t kBtFloats = 8192;
 constexpr int64_t kBtPad = 16;
 
-// The vector helpers return vectors by value; they are always inlined into the per-ISA
-// functions, so the ABI note GCC gives for them (at the end of the file) does not apply.
-#pragma GCC diagnostic ignored "-Wpsabi"
-
-template <int W>
-struct Vec {
-  typedef float type __attribute__((vector_size(W * 4)));
-};
-template <int W>
-using vf = typename Vec<W>::type;
-
-template <int W>
-P4J_INLINE vf<W> vload(const float* p) {
-  vf<W> v;
-  std::memcpy(&v, p, sizeof v);
-  return v;
-}
-template <int W>
-P4J_INLINE void vstore(float* p, const vf<W>& v) {
-  std::memcpy(p, &v, sizeof v);
-}
 // ---- narrow column strips (the last n % W < W columns of a matrix) ----
 // Vector code reads and writes them in a zero-padded copy, kStripRows rows of W floats at a time
 // (4 KiB of stack for W = 16): loading a vector right after storing its lanes one by one would
