@@ -296,11 +296,14 @@ final class OnnxReader {
             throw error(what + ": " + (typedCount == 0 ? "no raw_data and no " + typedField + ", but " : typedField
                     + " holds " + typedCount + " values but ") + need + numel + " values");
         }
-        return new OnnxTensor(name, type, shape, numel, raw, raw == null && type == OnnxDataType.FLOAT ? floatData.toArray() : null,
-                raw == null && type == OnnxDataType.DOUBLE ? doubleData.toArray() : null,
-                raw != null ? null : typedField.equals("int32_data") ? int32Data.toArray()
-                        : typedField.equals("int64_data") ? int64Data.toArray()
-                        : typedField.equals("uint64_data") ? uint64Data.toArray() : null);
+        if (raw != null) return new OnnxTensor(name, type, shape, numel, raw, null, null, null);
+        return switch (typedField) {
+            case "float_data" -> new OnnxTensor(name, type, shape, numel, null, floatData.toArray(), null, null);
+            case "double_data" -> new OnnxTensor(name, type, shape, numel, null, null, doubleData.toArray(), null);
+            case "int64_data" -> new OnnxTensor(name, type, shape, numel, null, null, null, int64Data.toArray());
+            case "uint64_data" -> new OnnxTensor(name, type, shape, numel, null, null, null, uint64Data.toArray());
+            default -> new OnnxTensor(name, type, shape, numel, null, null, null, int32Data.toArray());
+        };
     }
 
     /** StringStringEntryProto of external_data: the value of key "location", else null. */
