@@ -430,8 +430,12 @@ final class OnnxReader {
         int wt = WireFormat.getTagWireType(tag);
         if (wt == WireFormat.WIRETYPE_LENGTH_DELIMITED) {   // check the length ourselves for a clear message
             in.skipRawBytes((int) length("field number " + WireFormat.getTagFieldNumber(tag)));
-        } else if (!in.skipField(tag)) {
-            throw error("unexpected end-group tag for field number " + WireFormat.getTagFieldNumber(tag));
+        } else if (wt == WireFormat.WIRETYPE_START_GROUP || wt == WireFormat.WIRETYPE_END_GROUP) {
+            // ONNX never uses groups; refusing them also keeps nesting out of a hostile file.
+            throw error("field number " + WireFormat.getTagFieldNumber(tag) + " has the group wire type " + wt
+                    + ", which ONNX does not use (corrupt file)");
+        } else {
+            in.skipField(tag);
         }
     }
 
