@@ -82,6 +82,7 @@ class OnnxReaderTest {
         assertEquals(0, m.initializer("empty").numel());
         assertThrows(OnnxFormatException.class, () -> m.initializer("i64").floatAt(0));
         assertThrows(OnnxFormatException.class, () -> m.initializer("f64").longAt(0));
+        assertThrows(OnnxFormatException.class, () -> m.initializer("f16").longAt(0));   // int32_data holds its bits, not integers
         assertThrows(IndexOutOfBoundsException.class, () -> m.initializer("i8").longAt(2));
         String missing = assertThrows(OnnxFormatException.class, () -> m.initializer("nope")).getMessage();
         assertTrue(missing.contains("no initializer 'nope'"), missing);
