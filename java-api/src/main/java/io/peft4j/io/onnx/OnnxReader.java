@@ -453,7 +453,9 @@ final class OnnxReader {
         List<String> where = new ArrayList<>(path);
         java.util.Collections.reverse(where);
         String at = where.isEmpty() ? "" : String.join(" > ", where) + ": ";
-        return new OnnxFormatException(source + ": " + at + what, cause);
+        // Broken before any message was entered: most likely not an ONNX file at all.
+        String hint = where.isEmpty() && !what.contains("ONNX file") ? " (is this an ONNX file?)" : "";
+        return new OnnxFormatException(source + ": " + at + what + hint, cause);
     }
 
     /** Protobuf's messages, on one line and in this reader's words where they are unclear. */

@@ -71,6 +71,17 @@ class BertOnnxCorruptionTest {
     }
 
     @Test
+    void otherFilesAreNotTakenForOnnx() throws IOException {
+        byte[] json;
+        try (var in = BertOnnxCorruptionTest.class.getResourceAsStream("/all-minilm-l6-v2-tokenizer.json")) {
+            json = in.readAllBytes();
+        }
+        assertMessage(loadFailure(json), "(is this an ONNX file?)");
+        byte[] text = "hello, world\n".getBytes(java.nio.charset.StandardCharsets.US_ASCII);
+        assertMessage(loadFailure(text), "(is this an ONNX file?)");
+    }
+
+    @Test
     void rawDataLengthThatDoesNotMatchTheDims() throws IOException {
         byte[] bad = editInitializer("encoder.layer.0.attention.self.query.bias", 9,
                 new Proto.Field(9, WireFormat.WIRETYPE_LENGTH_DELIMITED, 0, new byte[1532]));
