@@ -229,6 +229,7 @@ public final class BertTokenizer {
         BertTokenizer read() {
             JsonNode model = object(root, "model", true);
             requireType(model, "model", "WordPiece");
+            knownKeys(model, "model", "type", "unk_token", "continuing_subword_prefix", "max_input_chars_per_word", "vocab");
             String unk = text(model, "model", "unk_token", "[UNK]");
             String prefix = text(model, "model", "continuing_subword_prefix", "##");
             int maxChars = integer(model, "model", "max_input_chars_per_word", 100);
@@ -248,6 +249,7 @@ public final class BertTokenizer {
 
             JsonNode pre = object(root, "pre_tokenizer", true);
             requireType(pre, "pre_tokenizer", "BertPreTokenizer");
+            knownKeys(pre, "pre_tokenizer", "type");
 
             Map<String, Integer> added = addedTokens(vocab);
             String[] clsSep = postProcessor(vocab, added);

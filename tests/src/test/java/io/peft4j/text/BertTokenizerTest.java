@@ -277,6 +277,7 @@ class BertTokenizerTest {
         refused(r -> ((ObjectNode) r.get("model")).remove("vocab"), "has no model.vocab");
         refused(r -> r.remove("model"), "has no model");
         refused(r -> ((ObjectNode) r.get("model")).put("type", "BPE"), "model.type 'BPE' is not supported");
+        refused(r -> ((ObjectNode) r.get("model")).put("dropout", 0.1), "model.dropout is not supported");
         refused(r -> ((ObjectNode) r.get("model")).put("unk_token", "<unk>"), "model.unk_token '<unk>'", "not in the vocabulary");
         refused(r -> ((ObjectNode) r.get("model")).put("max_input_chars_per_word", 0), "max_input_chars_per_word");
         refused(r -> ((ObjectNode) r.get("model").get("vocab")).put("x", 1000), "model.vocab id of 'x' is 1000");
