@@ -261,6 +261,15 @@ class BertTokenizerTest {
         Path blank = dir.resolve("blank.txt");
         Files.write(blank, List.of("[PAD]", "", "[UNK]"));
         assertThrowsNaming(IllegalArgumentException.class, () -> BertTokenizer.fromVocab(blank, true), "empty line 2");
+        Path twice = dir.resolve("twice.txt");
+        Files.write(twice, List.of("[PAD]", "[UNK]", "a", "[CLS]", "a", "[SEP]"));
+        assertThrowsNaming(IllegalArgumentException.class, () -> BertTokenizer.fromVocab(twice, true), "'a' on lines 3 and 5");
+        Path ok = dir.resolve("ok.txt");
+        Files.write(ok, List.of("[PAD]", "[UNK]", "a", "[CLS]", "##b", "[SEP]"));
+        BertTokenizer t = BertTokenizer.fromVocab(ok, true);
+        assertArrayEquals(new int[] {3, 2, 4, 5}, t.encode("AB", 8), "ids are line numbers from 0");
+        assertEquals(0, t.padId());
+        assertEquals(1, t.unkId());
         assertThrows(NoSuchFileException.class, () -> BertTokenizer.fromVocab(dir.resolve("missing.txt"), true));
     }
 
