@@ -292,6 +292,17 @@ int32_t p4j_hadamard_backward(p4j_ctx* ctx, int64_t d_out, int64_t d_in, int64_t
                               const float* w1b, const float* w2a, const float* w2b, float* gw, int64_t ws_rows,
                               float* ws, float* dw1a, float* dw1b, float* dw2a, float* dw2b, int32_t accumulate);
 
+/* ---- embedding (embedding.cpp) ----
+ * Token embedding lookup. ids: [n] int32, each in [0, vocab) (else P4J_EINVAL, nothing written);
+ * table, d_table: [vocab, d]; out, g: [n, d].
+ * Forward: out[i] = table[ids[i]] (overwritten). */
+int32_t p4j_embedding_forward(p4j_ctx* ctx, int64_t n, int64_t vocab, int64_t d, const int32_t* ids,
+                              const float* table, float* out);
+/* Backward: d_table[ids[i]] += g[i] for every i; a repeated id's rows are added in order of i
+ * (deterministic for every thread count). */
+int32_t p4j_embedding_backward(p4j_ctx* ctx, int64_t n, int64_t vocab, int64_t d, const int32_t* ids, const float* g,
+                               float* d_table);
+
 /* ---- ceilings for benchmarks (abi.cpp) ----
  * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;
  * flops: [1] = floating-point operations done; sink: [1] (keeps the work observable). */

@@ -4484,6 +4484,138 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
+    private static class p4j_embedding_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_embedding_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_forward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *table, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_embedding_forward$descriptor() {
+        return p4j_embedding_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_forward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *table, float *out)
+     * }
+     */
+    public static MethodHandle p4j_embedding_forward$handle() {
+        return p4j_embedding_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_forward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *table, float *out)
+     * }
+     */
+    public static MemorySegment p4j_embedding_forward$address() {
+        return p4j_embedding_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_forward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *table, float *out)
+     * }
+     */
+    public static int p4j_embedding_forward(MemorySegment ctx, long n, long vocab, long d, MemorySegment ids, MemorySegment table, MemorySegment out) {
+        var mh$ = p4j_embedding_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_embedding_forward", ctx, n, vocab, d, ids, table, out);
+            }
+            return (int)mh$.invokeExact(ctx, n, vocab, d, ids, table, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_embedding_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_embedding_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_backward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *g, float *d_table)
+     * }
+     */
+    public static FunctionDescriptor p4j_embedding_backward$descriptor() {
+        return p4j_embedding_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_backward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *g, float *d_table)
+     * }
+     */
+    public static MethodHandle p4j_embedding_backward$handle() {
+        return p4j_embedding_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_backward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *g, float *d_table)
+     * }
+     */
+    public static MemorySegment p4j_embedding_backward$address() {
+        return p4j_embedding_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_backward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *g, float *d_table)
+     * }
+     */
+    public static int p4j_embedding_backward(MemorySegment ctx, long n, long vocab, long d, MemorySegment ids, MemorySegment g, MemorySegment d_table) {
+        var mh$ = p4j_embedding_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_embedding_backward", ctx, n, vocab, d, ids, g, d_table);
+            }
+            return (int)mh$.invokeExact(ctx, n, vocab, d, ids, g, d_table);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_fma_peak {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,

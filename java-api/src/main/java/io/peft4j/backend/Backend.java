@@ -289,6 +289,14 @@ public interface Backend extends AutoCloseable {
     void hadamardBackward(float s, Tensor w1a, Tensor w1b, Tensor w2a, Tensor w2b, Tensor gw, Tensor ws,
                           Tensor dw1a, Tensor dw1b, Tensor dw2a, Tensor dw2b, boolean accumulate);
 
+    // ---- token embeddings (embedding.cpp) ----
+
+    /** out: [n, d] (overwritten) = the rows ids[i] of table: [vocab, d]; ids: I32 with n elements, each in [0, vocab). */
+    void embeddingForward(Tensor ids, Tensor table, Tensor out);
+
+    /** dtable: [vocab, d] += row i of g: [n, d] at row ids[i] for every i (a repeated id's rows add up, in order). */
+    void embeddingBackward(Tensor ids, Tensor g, Tensor dtable);
+
     @Override
     void close();
 }

@@ -823,6 +823,38 @@ public final class CpuBackend implements Backend {
         }
     }
 
+    // ---- token embeddings (embedding.cpp) ----
+
+    /** Checks ids (I32, one per row of rows, each in [0, table rows)) and the F32 shapes. */
+    private static void embeddingShapes(Tensor ids, Tensor table, String tableName, Tensor rows, String rowsName) {
+        present("ids", ids);
+        if (ids.dtype() != DType.I32) throw new IllegalArgumentException("ids " + ids.describe() + " must be I32");
+        matrix(tableName, table);
+        shape(rowsName, rows, ids.numel(), table.dim(1));
+        MemorySegment seg = ids.segment();
+        long vocab = table.dim(0);
+        for (long i = 0; i < ids.numel(); i++) {
+            int id = seg.getAtIndex(ValueLayout.JAVA_INT, i);
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("ids[" + i + "] = " + id + " is outside the embedding table's [0, " + vocab + ")");
+            }
+        }
+    }
+
+    @Override
+    public void embeddingForward(Tensor ids, Tensor table, Tensor out) {
+        embeddingShapes(ids, table, "table", out, "out");
+        check("p4j_embedding_forward", Peft4j.p4j_embedding_forward(ctx(), ids.numel(), table.dim(0), table.dim(1), ids.segment(),
+                table.segment(), out.segment()));
+    }
+
+    @Override
+    public void embeddingBackward(Tensor ids, Tensor g, Tensor dtable) {
+        embeddingShapes(ids, dtable, "dtable", g, "g");
+        check("p4j_embedding_backward", Peft4j.p4j_embedding_backward(ctx(), ids.numel(), dtable.dim(0), dtable.dim(1), ids.segment(),
+                g.segment(), dtable.segment()));
+    }
+
     /** The shared backend lives as long as the process; others free their context. */
     @Override
     public void close() {
