@@ -338,6 +338,53 @@ class BertModelTest {
         assertTrue(e.getMessage().contains(fragment), "'" + e.getMessage() + "' does not contain '" + fragment + "'");
     }
 
+    /** torch.nn.functional.normalize: y = x / max(‖x‖, 1e-12); a row whose norm is below eps is divided by eps, and so is its gradient. */
+    @Test
+    void l2NormalizeMatchesTorchIncludingTheClampedNorm() {
+        SplittableRandom r = new SplittableRandom(61);
+        int b = 3, d = 7;
+        float[] x = normal(r, b * d, 1.0), g = normal(r, b * d, 1.0);
+        for (int j = 0; j < d; j++) x[d + j] = (float) (1e-14 * (j + 1));   // row 1: norm ~1.4e-13 < 1e-12
+        L2Normalize norm = new L2Normalize(L2Normalize.DEFAULT_EPS);
+        try (StepContext ctx = new StepContext(B)) {
+            ctx.begin(true, 0);
+            float[] y = norm.forward(ctx, ctx.allocate(b, d).copyFrom(x)).toFloatArray();
+            float[] dx = norm.backward(ctx, ctx.allocate(b, d).copyFrom(g), true).toFloatArray();
+            for (int s = 0; s < b; s++) {
+                double ss = 0, dot = 0;
+                for (int j = 0; j < d; j++) ss += (double) x[s * d + j] * x[s * d + j];
+                double den = Math.max(Math.sqrt(ss), 1e-12);
+                boolean clamped = Math.sqrt(ss) < 1e-12;
+                assertEquals(s == 1, clamped, "row " + s + " clamped");
+                for (int j = 0; j < d; j++) dot += x[s * d + j] / den * g[s * d + j];
+                for (int j = 0; j < d; j++) {
+                    double yr = x[s * d + j] / den;
+                    double dxr = clamped ? g[s * d + j] / 1e-12 : (g[s * d + j] - yr * dot) / den;
+                    assertEquals(yr, y[s * d + j], 1e-6 * Math.max(1, Math.abs(yr)), "y[" + s + ", " + j + "]");
+                    assertEquals(dxr, dx[s * d + j], 1e-5 * Math.abs(dxr) + 1e-6, "dx[" + s + ", " + j + "]");
+                }
+            }
+        }
+        assertThrows(IllegalArgumentException.class, () -> new L2Normalize(0f));
+    }
+
+    @Test
+    void modulesThatNeedMoreThanOneInputSaySo() {
+        try (BertModel bert = new BertModel(B, TINY, 0); StepContext ctx = new StepContext(B)) {
+            ctx.begin(false, 0);
+            Tensor x = ctx.allocate(2, TINY.hidden());
+            for (String path : List.of("embeddings", "encoder.layer.0.attention.output", "encoder.layer.1.output")) {
+                UnsupportedOperationException e = assertThrows(UnsupportedOperationException.class,
+                        () -> bert.namedModules().get(path).forward(ctx, x), path);
+                assertTrue(e.getMessage().contains("forward(ctx, "), e.getMessage());
+            }
+            assertThrows(IllegalStateException.class, () -> bert.backward(ctx, x, false), "backward before any forward");
+            MeanPooling pool = new MeanPooling();
+            assertRefused(() -> pool.setLengths(4, new int[] {2, 5}), "sequence 1 has length 5, outside [1, 4]");
+            assertRefused(() -> pool.setLengths(4, new int[] {0}), "sequence 0 has length 0");
+        }
+    }
+
     // ---- training ----
 
     /** Three classes, each writing its tokens from its own third of the vocabulary; the Trainer fits it. */
