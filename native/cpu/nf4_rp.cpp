@@ -50,7 +50,7 @@ P4J_INLINE int rp_shift(int64_t c) { return (c & 1) ? 4 : 0; }
 // Rows r0 .. r0 + R of x against one row group: R <= 4 rows of x share each decoded vector; NT
 // independent FMA chains per row of x (4 when R = 1: the FMA latency, not the ports, would bound one).
 template <int R>
-P4J_TARGET_AVX512 P4J_INLINE void pass_avx512(__m512 tab, const Rp& rp, const uint8_t* __restrict cg,
+P4J_TARGET_AVX512 __attribute__((noinline)) void pass_avx512(__m512 tab, const Rp& rp, const uint8_t* __restrict cg,
                                               const float* __restrict sg, const float* __restrict x, int64_t d_in,
                                               float* __restrict y, int64_t d_out, __mmask16 keep) {
   constexpr int NT = R == 1 ? 4 : 2;
