@@ -207,6 +207,26 @@ int32_t p4j_nf4_matmul(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int
 /* dx: [t, d_in] = g·dequant(W); g: [t, d_out]; the rest as p4j_nf4_matmul */
 int32_t p4j_nf4_matmul_dx(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float* g,
                           const uint8_t* packed, const float* absmax, float* workspace, float* dx);
+/* The kernel layout of one NF4 weight W [d_out, d_in] (d_in a positive multiple of 8), built once
+ * per weight from the layout above for the products at few rows (p4j_nf4_matmul_rp). Rows in
+ * groups of 16 (the last one padded), columns in chunks of 8: chunk k of group g is the 64 bytes at
+ * codes[64·(g·d_in/8 + k)], byte 4l + b holding the code of W[16g + l, 8k + 2b] in its low nibble
+ * and of W[16g + l, 8k + 2b + 1] in its high one (padding rows: 7, the code of 0.0); 64 more bytes
+ * follow the last chunk (read, never used). scales: S = min(blocksize, largest power of two
+ * dividing d_in) columns per segment, on which every row stays in one block;
+ * scales[16·(g·d_in/S + s) + l] = absmax of the block of W[16g + l, s·S] (0 for padding rows).
+ * code_bytes: [1], scale_floats: [1] = the sizes of codes and scales. */
+int32_t p4j_nf4_rp_size(int64_t d_in, int64_t d_out, int64_t blocksize, int64_t* code_bytes, int64_t* scale_floats);
+/* packed, absmax (the layout above, d_out·d_in weights) -> codes, scales (the kernel layout) */
+int32_t p4j_nf4_repack(p4j_ctx* ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t* packed,
+                       const float* absmax, uint8_t* codes, float* scales);
+/* out: [d_out, d_in] = code[q]·scale from the kernel layout: the values p4j_nf4_dequantize gives */
+int32_t p4j_nf4_rp_dequantize(p4j_ctx* ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t* codes,
+                              const float* scales, float* out);
+/* y: [t, d_out] = x·dequant(W)ᵀ from the kernel layout; x: [t, d_in]. fp32 throughout: for each row
+ * and segment, Σ code[q]·x (in a fixed order), times the segment's absmax, added to the row's sum. */
+int32_t p4j_nf4_matmul_rp(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float* x,
+                          const uint8_t* codes, const float* scales, float* y);
 /* ---- scaling (scaling.cpp) ----
  * Per-channel scaling of the scaling adapters (SSF, (IA)³, DoRA). */
 /* x: [t, d]; out: [t] = L2 norm of each row (accumulated in double) */

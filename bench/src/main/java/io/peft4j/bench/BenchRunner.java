@@ -440,8 +440,8 @@ public final class BenchRunner {
                         6.0 * RankAdaptiveBench.T * RankAdaptiveBench.R * 2 * RankAdaptiveBench.D);
                 case "RankAdaptiveBench.importanceUpdate" -> importance = Figure.rate(p, 6.0 * 4 * RankAdaptiveBench.N);
                 case "RankAdaptiveBench.methodSteps" -> methodStep.put(rr.getParams().getParam("method"), Figure.millis(p));
-                case "Nf4Bench.dequantize", "Nf4Bench.gemvFp32", "Nf4Bench.gemvNf4", "Nf4Bench.gemmFp32", "Nf4Bench.gemmNf4",
-                     "Nf4Bench.qloraFwdBwd" -> nf4.put(shortName.substring("Nf4Bench.".length()), Figure.millis(p));
+                case "Nf4Bench.dequantize", "Nf4Bench.gemvFp32", "Nf4Bench.gemvNf4", "Nf4Bench.gemvNf4Bnb", "Nf4Bench.gemmFp32",
+                     "Nf4Bench.gemmNf4", "Nf4Bench.qloraFwdBwd" -> nf4.put(shortName.substring("Nf4Bench.".length()), Figure.millis(p));
                 case "ScalingBench.loraLayerFwdBwd" -> loraLayer.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "ScalingBench.doraLayerFwdBwd" -> doraLayer.put(Integer.parseInt(rr.getParams().getParam("r")), Figure.millis(p));
                 case "ScalingBench.rowNorms" -> rowNorms = Figure.rate(p, 4.0 * ScalingBench.NORM_ROWS * ScalingBench.NORM_COLS);
@@ -603,6 +603,11 @@ public final class BenchRunner {
             double speedup = gvf.value() / gv.value();
             rows.add(new Row("NF4 fused matmul T=1 4096x4096", gv, "ms", "fp32 GEMV " + fmt(gvf.value()) + " ms", speedup,
                     atLeast(4.0, speedup) + " (fp32/NF4 time)").withLoad(load.get("Nf4Bench.gemvNf4")));
+        }
+        Figure gvb = nf4.get("gemvNf4Bnb");
+        if (gvb != null && gvf != null) {  // the same product on bitsandbytes' layout, for comparison
+            rows.add(new Row("NF4 fused matmul T=1 4096x4096 (bnb layout)", gvb, "ms", "fp32 GEMV " + fmt(gvf.value()) + " ms",
+                    gvf.value() / gvb.value(), "(fp32/NF4 time)").withLoad(load.get("Nf4Bench.gemvNf4Bnb")));
         }
         Figure gm = nf4.get("gemmNf4"), gmf = nf4.get("gemmFp32");
         if (gm != null && gmf != null) {

@@ -28,7 +28,7 @@ public class Nf4Bench {
     @State(Scope.Benchmark)
     public static class W {
         Backend be;
-        Tensor w, packed, absmax, deq, x1, y1, x, y, g, dx, ws, a, b, h, gb, da, db;
+        Tensor w, packed, absmax, codes, scales, deq, x1, y1, x, y, g, dx, ws, a, b, h, gb, da, db;
 
         @Setup(Level.Trial)
         public void setup() {
@@ -37,6 +37,10 @@ public class Nf4Bench {
             packed = Tensor.zeros(DType.U8, D * D / 2);
             absmax = Tensor.zeros(DType.F32, D * D / BLOCK);
             be.nf4Quantize(BLOCK, w, packed, absmax);
+            long[] rp = be.nf4RpSize(BLOCK, D, D);
+            codes = Tensor.zeros(DType.U8, rp[0]);
+            scales = Tensor.zeros(DType.F32, rp[1]);
+            be.nf4Repack(BLOCK, D, D, packed, absmax, codes, scales);
             deq = Fill.random(be, D, D);
             x1 = Fill.random(be, 1, D);
             y1 = Fill.random(be, 1, D);
@@ -55,7 +59,7 @@ public class Nf4Bench {
 
         @TearDown(Level.Trial)
         public void tearDown() {
-            Fill.close(w, packed, absmax, deq, x1, y1, x, y, g, dx, ws, a, b, h, gb, da, db);
+            Fill.close(w, packed, absmax, codes, scales, deq, x1, y1, x, y, g, dx, ws, a, b, h, gb, da, db);
         }
     }
 
@@ -71,9 +75,18 @@ public class Nf4Bench {
         s.be.gemm(false, true, 1f, s.x1, s.w, 0f, s.y1);
     }
 
-    /** y = x·dequant(W)ᵀ, one row, NF4 W (reads 8.5 MiB). */
+    /**
+     * y = x·dequant(W)ᵀ, one row, NF4 W in the kernel layout that Nf4Weight builds once for
+     * products at few rows (reads 8 MiB of codes and 1 MiB of scales).
+     */
     @Benchmark
     public void gemvNf4(W s) {
+        s.be.nf4MatmulRp(BLOCK, s.x1, s.codes, s.scales, s.y1);
+    }
+
+    /** The same product straight from bitsandbytes' layout (reads 8.5 MiB). */
+    @Benchmark
+    public void gemvNf4Bnb(W s) {
         s.be.nf4Matmul(BLOCK, s.x1, s.packed, s.absmax, null, s.y1);
     }
 

@@ -3241,6 +3241,271 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
+    private static class p4j_nf4_rp_size {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_rp_size");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_size(int64_t d_in, int64_t d_out, int64_t blocksize, int64_t *code_bytes, int64_t *scale_floats)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_rp_size$descriptor() {
+        return p4j_nf4_rp_size.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_size(int64_t d_in, int64_t d_out, int64_t blocksize, int64_t *code_bytes, int64_t *scale_floats)
+     * }
+     */
+    public static MethodHandle p4j_nf4_rp_size$handle() {
+        return p4j_nf4_rp_size.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_size(int64_t d_in, int64_t d_out, int64_t blocksize, int64_t *code_bytes, int64_t *scale_floats)
+     * }
+     */
+    public static MemorySegment p4j_nf4_rp_size$address() {
+        return p4j_nf4_rp_size.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_size(int64_t d_in, int64_t d_out, int64_t blocksize, int64_t *code_bytes, int64_t *scale_floats)
+     * }
+     */
+    public static int p4j_nf4_rp_size(long d_in, long d_out, long blocksize, MemorySegment code_bytes, MemorySegment scale_floats) {
+        var mh$ = p4j_nf4_rp_size.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_rp_size", d_in, d_out, blocksize, code_bytes, scale_floats);
+            }
+            return (int)mh$.invokeExact(d_in, d_out, blocksize, code_bytes, scale_floats);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_repack {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_repack");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_repack(p4j_ctx *ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t *packed, const float *absmax, uint8_t *codes, float *scales)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_repack$descriptor() {
+        return p4j_nf4_repack.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_repack(p4j_ctx *ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t *packed, const float *absmax, uint8_t *codes, float *scales)
+     * }
+     */
+    public static MethodHandle p4j_nf4_repack$handle() {
+        return p4j_nf4_repack.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_repack(p4j_ctx *ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t *packed, const float *absmax, uint8_t *codes, float *scales)
+     * }
+     */
+    public static MemorySegment p4j_nf4_repack$address() {
+        return p4j_nf4_repack.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_repack(p4j_ctx *ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t *packed, const float *absmax, uint8_t *codes, float *scales)
+     * }
+     */
+    public static int p4j_nf4_repack(MemorySegment ctx, long d_in, long d_out, long blocksize, MemorySegment packed, MemorySegment absmax, MemorySegment codes, MemorySegment scales) {
+        var mh$ = p4j_nf4_repack.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_repack", ctx, d_in, d_out, blocksize, packed, absmax, codes, scales);
+            }
+            return (int)mh$.invokeExact(ctx, d_in, d_out, blocksize, packed, absmax, codes, scales);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_rp_dequantize {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_rp_dequantize");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_dequantize(p4j_ctx *ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t *codes, const float *scales, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_rp_dequantize$descriptor() {
+        return p4j_nf4_rp_dequantize.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_dequantize(p4j_ctx *ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t *codes, const float *scales, float *out)
+     * }
+     */
+    public static MethodHandle p4j_nf4_rp_dequantize$handle() {
+        return p4j_nf4_rp_dequantize.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_dequantize(p4j_ctx *ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t *codes, const float *scales, float *out)
+     * }
+     */
+    public static MemorySegment p4j_nf4_rp_dequantize$address() {
+        return p4j_nf4_rp_dequantize.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_dequantize(p4j_ctx *ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t *codes, const float *scales, float *out)
+     * }
+     */
+    public static int p4j_nf4_rp_dequantize(MemorySegment ctx, long d_in, long d_out, long blocksize, MemorySegment codes, MemorySegment scales, MemorySegment out) {
+        var mh$ = p4j_nf4_rp_dequantize.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_rp_dequantize", ctx, d_in, d_out, blocksize, codes, scales, out);
+            }
+            return (int)mh$.invokeExact(ctx, d_in, d_out, blocksize, codes, scales, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_nf4_matmul_rp {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_matmul_rp");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, float *y)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_matmul_rp$descriptor() {
+        return p4j_nf4_matmul_rp.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, float *y)
+     * }
+     */
+    public static MethodHandle p4j_nf4_matmul_rp$handle() {
+        return p4j_nf4_matmul_rp.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, float *y)
+     * }
+     */
+    public static MemorySegment p4j_nf4_matmul_rp$address() {
+        return p4j_nf4_matmul_rp.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, float *y)
+     * }
+     */
+    public static int p4j_nf4_matmul_rp(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment x, MemorySegment codes, MemorySegment scales, MemorySegment y) {
+        var mh$ = p4j_nf4_matmul_rp.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_matmul_rp", ctx, t, d_in, d_out, blocksize, x, codes, scales, y);
+            }
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, x, codes, scales, y);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_row_norms {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,

@@ -207,6 +207,21 @@ public interface Backend extends AutoCloseable {
     /** dx: [t, d_in] = g·dequant(W), g: [t, d_out]. */
     void nf4MatmulDx(int blockSize, Tensor g, Tensor packed, Tensor absmax, Tensor workspace, Tensor dx);
 
+    // The NF4 kernel layout (peft4j.h, p4j_nf4_rp_size): a copy of W [d_out, d_in] (d_in a positive
+    // multiple of 8) arranged for products at few rows, built once per weight from packed, absmax.
+
+    /** {bytes of codes (U8), elements of scales (F32)} of the kernel layout of W [dOut, dIn]. */
+    long[] nf4RpSize(int blockSize, long dIn, long dOut);
+
+    /** codes, scales (sizes as nf4RpSize) = the kernel layout of W [dOut, dIn] given as packed, absmax. */
+    void nf4Repack(int blockSize, long dIn, long dOut, Tensor packed, Tensor absmax, Tensor codes, Tensor scales);
+
+    /** out: F32 [d_out, d_in] = dequant(W) from the kernel layout: the values nf4Dequantize gives. */
+    void nf4RpDequantize(int blockSize, Tensor codes, Tensor scales, Tensor out);
+
+    /** y: [t, d_out] = x·dequant(W)ᵀ from the kernel layout, x: [t, d_in]. */
+    void nf4MatmulRp(int blockSize, Tensor x, Tensor codes, Tensor scales, Tensor y);
+
     // ---- scaling (SSF, (IA)³, DoRA) ----
 
     /** out: [t] = L2 norm of each row of x: [t, d] (accumulated in double). */

@@ -535,11 +535,64 @@ public final class CpuBackend implements Backend {
                 absmax.segment(), ws, dx.segment()));
     }
 
-    /** packed U8[(n + 1) / 2] and absmax F32[ceil(n / blockSize)] for n weights. */
-    private static void nf4Storage(int blockSize, long n, Tensor packed, Tensor absmax) {
+    @Override
+    public long[] nf4RpSize(int blockSize, long dIn, long dOut) {
+        nf4BlockSize(blockSize);
+        if (dIn <= 0 || dIn % 8 != 0) throw new IllegalArgumentException("NF4 kernel layout: d_in (" + dIn + ") must be a positive multiple of 8");
+        if (dOut < 0) throw new IllegalArgumentException("NF4 kernel layout: d_out (" + dOut + ") must be >= 0");
+        MemorySegment out = scratch.get();
+        check("p4j_nf4_rp_size", Peft4j.p4j_nf4_rp_size(dIn, dOut, blockSize, out, out.asSlice(8)));
+        return new long[] {out.get(ValueLayout.JAVA_LONG, 0), out.get(ValueLayout.JAVA_LONG, 8)};
+    }
+
+    @Override
+    public void nf4Repack(int blockSize, long dIn, long dOut, Tensor packed, Tensor absmax, Tensor codes, Tensor scales) {
+        nf4Storage(blockSize, Math.multiplyExact(dIn, dOut), packed, absmax);
+        nf4RpStorage(blockSize, dIn, dOut, codes, scales);
+        check("p4j_nf4_repack", Peft4j.p4j_nf4_repack(ctx(), dIn, dOut, blockSize, packed.segment(), absmax.segment(),
+                codes.segment(), scales.segment()));
+    }
+
+    @Override
+    public void nf4RpDequantize(int blockSize, Tensor codes, Tensor scales, Tensor out) {
+        matrix("out", out);
+        long dIn = out.dim(1), dOut = out.dim(0);
+        nf4RpStorage(blockSize, dIn, dOut, codes, scales);
+        check("p4j_nf4_rp_dequantize", Peft4j.p4j_nf4_rp_dequantize(ctx(), dIn, dOut, blockSize, codes.segment(),
+                scales.segment(), out.segment()));
+    }
+
+    @Override
+    public void nf4MatmulRp(int blockSize, Tensor x, Tensor codes, Tensor scales, Tensor y) {
+        matrix("x", x);
+        matrix("y", y);
+        if (y.dim(0) != x.dim(0)) throw new IllegalArgumentException("nf4MatmulRp: y " + y.describe() + " must have the rows of x " + x.describe());
+        long t = x.dim(0), dIn = x.dim(1), dOut = y.dim(1);
+        nf4RpStorage(blockSize, dIn, dOut, codes, scales);
+        check("p4j_nf4_matmul_rp", Peft4j.p4j_nf4_matmul_rp(ctx(), t, dIn, dOut, blockSize, x.segment(), codes.segment(),
+                scales.segment(), y.segment()));
+    }
+
+    /** codes U8 and scales F32 of the sizes nf4RpSize gives for W [dOut, dIn]. */
+    private void nf4RpStorage(int blockSize, long dIn, long dOut, Tensor codes, Tensor scales) {
+        long[] size = nf4RpSize(blockSize, dIn, dOut);
+        bytes("codes", codes, size[0]);
+        f32("scales", scales);
+        if (scales.numel() != size[1]) {
+            throw new IllegalArgumentException("scales " + scales.describe() + " must have " + size[1] + " elements (W ["
+                    + dOut + ", " + dIn + "] in blocks of " + blockSize + ")");
+        }
+    }
+
+    private static void nf4BlockSize(int blockSize) {
         if (blockSize < 32 || blockSize > 4096 || Integer.bitCount(blockSize) != 1) {
             throw new IllegalArgumentException("NF4 block size must be a power of two in [32, 4096], got " + blockSize);
         }
+    }
+
+    /** packed U8[(n + 1) / 2] and absmax F32[ceil(n / blockSize)] for n weights. */
+    private static void nf4Storage(int blockSize, long n, Tensor packed, Tensor absmax) {
+        nf4BlockSize(blockSize);
         bytes("packed", packed, (n + 1) / 2);
         f32("absmax", absmax);
         long nb = (n + blockSize - 1) / blockSize;
