@@ -44,12 +44,34 @@ P4J_INLINE void pack_transposed(const float* __restrict x, int64_t ld, int64_t d
     for (int64_t c = 0; c < dh; ++c) xT[c * kbw + j] = x[j * ld + c];
 }
 
-// n rows of x (stride ld, dh columns) -> rows of dhp floats, zero past dh.
+// n rows of x (stride ld, dh columns) -> rows of dhp floats, zero past dh. Whole vectors move as
+// such (a plain copy loop becomes a memmove call per row, costly for rows this short).
+template <int W>
 P4J_INLINE void pack_rows(const float* __restrict x, int64_t ld, int64_t dh, int64_t dhp, int64_t n,
                           float* __restrict out) {
   for (int64_t j = 0; j < n; ++j) {
-    for (int64_t c = 0; c < dh; ++c) out[j * dhp + c] = x[j * ld + c];
-    for (int64_t c = dh; c < dhp; ++c) out[j * dhp + c] = 0.0f;
+    const float* xj = x + j * ld;
+    float* oj = out + j * dhp;
+    int64_t c = 0;
+    for (; c + W <= dh; c += W) vstore<W>(oj + c, vload<W>(xj + c));
+    if (c < dh) {
+      alignas(64) float tail[W] = {};
+      for (int64_t e = 0; e < dh - c; ++e) tail[e] = xj[c + e];
+      vstore<W>(oj + c, vload<W>(tail));
+    }
+  }
+}
+
+// The first dh floats of n padded rows (stride dhp) -> rows of out (stride ld), the inverse of pack_rows.
+template <int W>
+P4J_INLINE void unpack_rows(const float* __restrict rows, int64_t dhp, int64_t dh, int64_t n, int64_t ld,
+                            float* __restrict out) {
+  for (int64_t j = 0; j < n; ++j) {
+    const float* rj = rows + j * dhp;
+    float* oj = out + j * ld;
+    int64_t c = 0;
+    for (; c + W <= dh; c += W) vstore<W>(oj + c, vload<W>(rj + c));
+    for (; c < dh; ++c) oj[c] = rj[c];
   }
 }
 
@@ -190,7 +212,7 @@ P4J_INLINE void attn_fwd_body(int64_t t, int64_t len, int64_t dh, int64_t ld, fl
       const int64_t nk = hi - j0 < kb ? hi - j0 : kb;
       const int nv = static_cast<int>((nk + W - 1) / W);  // vectors of keys in this block
       pack_transposed<W>(k + j0 * ld, ld, dh, nk, nv * W, kT);
-      pack_rows(v + j0 * ld, ld, dh, dhp, nk, vr);
+      pack_rows<W>(v + j0 * ld, ld, dh, dhp, nk, vr);
       // Causal: rows before j0 see no key of this block.
       const int64_t r0 = p.causal && j0 > q0 ? j0 - q0 : 0;
       int64_t r = r0;
@@ -250,8 +272,8 @@ P4J_INLINE void bwd_rows(const Pair& p, const PairGrad& g, int64_t i, int64_t j0
       vstore<W>(pr[r] + v * W, e);
       vstore<W>(ds[r] + v * W, p.scale * e * (dp[r][v] - di));
     }
-    pack_rows(p.q + row * p.ld, p.ld, p.dh, dhp, 1, qp + r * dhp);
-    pack_rows(gi, p.ld, p.dh, dhp, 1, gp + r * dhp);
+    pack_rows<W>(p.q + row * p.ld, p.ld, p.dh, dhp, 1, qp + r * dhp);
+    pack_rows<W>(gi, p.ld, p.dh, dhp, 1, gp + r * dhp);
   }
   if (upto > NKV * W) upto = NKV * W;
   for (int64_t u = 0; u < dhp; u += W) {
@@ -273,14 +295,17 @@ P4J_INLINE void bwd_rows(const Pair& p, const PairGrad& g, int64_t i, int64_t j0
       vstore<W>(dka + j * dhp + u, dk);
       vstore<W>(dva + j * dhp + u, dv);
     }
-    // dq rows += a: the columns below dh only.
+    // dq rows = a on the first key block (every row runs there), += a after; columns below dh only.
 #pragma GCC unroll 4
     for (int r = 0; r < R; ++r) {
-      alignas(64) float tmp[W];
-      vstore<W>(tmp, a[r]);
       float* dqi = g.dq + (i + r) * p.ld + u;
-      const int64_t n = p.dh - u < W ? p.dh - u : W;
-      for (int64_t c = 0; c < n; ++c) dqi[c] += tmp[c];
+      if (u + W <= p.dh) {
+        vstore<W>(dqi, j0 > 0 ? vload<W>(dqi) + a[r] : a[r]);
+      } else {
+        alignas(64) float tmp[W];
+        vstore<W>(tmp, a[r]);
+        for (int64_t c = 0; c < p.dh - u; ++c) dqi[c] = j0 > 0 ? dqi[c] + tmp[c] : tmp[c];
+      }
     }
   }
 }
@@ -297,7 +322,8 @@ P4J_INLINE void bwd_rows_n(int nkv, const Pair& p, const PairGrad& g, int64_t i,
 }
 
 // One (sequence, head), key blocks outer: a block's dk and dv rows accumulate on the stack over
-// all query rows, then are written once; dq rows accumulate in place over the blocks.
+// all query rows, then are written once; dq rows are written by the first block (len >= 1: there
+// is one) and accumulate in place over the others.
 template <int W>
 P4J_INLINE void attn_bwd_body(int64_t t, int64_t len, int64_t dh, int64_t ld, float scale, int32_t causal,
                               const float* q, const float* k, const float* v, const float* out, const float* lse,
@@ -309,22 +335,18 @@ P4J_INLINE void attn_bwd_body(int64_t t, int64_t len, int64_t dh, int64_t ld, fl
   const int64_t kb = nkv * W;
   alignas(64) float kT[kTileFloats], vT[kTileFloats], kr[kTileFloats], dka[kTileFloats], dva[kTileFloats];
   alignas(64) float qp[kRows * kMaxHeadDim], gp[kRows * kMaxHeadDim];
-  for (int64_t i = 0; i < t; ++i)
-    for (int64_t c = 0; c < dh; ++c) dq[i * ld + c] = 0.0f;
   for (int64_t j0 = 0; j0 < len; j0 += kb) {
     const int64_t nk = len - j0 < kb ? len - j0 : kb;
     const int nv = static_cast<int>((nk + W - 1) / W);  // vectors of keys in this block
     pack_transposed<W>(k + j0 * ld, ld, dh, nk, nv * W, kT);
     pack_transposed<W>(v + j0 * ld, ld, dh, nk, nv * W, vT);
-    pack_rows(k + j0 * ld, ld, dh, dhp, nk, kr);
+    pack_rows<W>(k + j0 * ld, ld, dh, dhp, nk, kr);
     for (int64_t x = 0; x < nk * dhp; ++x) dka[x] = dva[x] = 0.0f;
     int64_t i = p.causal ? j0 : 0;  // causal: rows before j0 see no key of this block
     for (; i + kRows <= t; i += kRows) bwd_rows_n<W, kRows>(nv, p, g, i, j0, dhp, kT, vT, kr, dka, dva, qp, gp);
     for (; i < t; ++i) bwd_rows_n<W, 1>(nv, p, g, i, j0, dhp, kT, vT, kr, dka, dva, qp, gp);
-    for (int64_t j = 0; j < nk; ++j) {
-      for (int64_t c = 0; c < dh; ++c) dk[(j0 + j) * ld + c] = dka[j * dhp + c];
-      for (int64_t c = 0; c < dh; ++c) dv[(j0 + j) * ld + c] = dva[j * dhp + c];
-    }
+    unpack_rows<W>(dka, dhp, dh, nk, ld, dk + j0 * ld);
+    unpack_rows<W>(dva, dhp, dh, nk, ld, dv + j0 * ld);
   }
   for (int64_t j = len; j < t; ++j) {  // keys no query sees
     for (int64_t c = 0; c < dh; ++c) dk[j * ld + c] = 0.0f;

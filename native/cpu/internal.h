@@ -311,19 +311,29 @@ P4J_INLINE vf<W> exp_nonpos_v(const vf<W>& x) {
   return x < lo ? vf<W>{} : y;
 }
 
+// Horizontal sum and maximum of W lanes: halves added (or maxed) down to 4 lanes, then those in order.
 template <int W>
 P4J_INLINE float hsum(const vf<W>& v) {
-  float s = v[0];
-#pragma GCC unroll 16
-  for (int l = 1; l < W; ++l) s += v[l];
-  return s;
+  if constexpr (W > 4) {
+    vf<W / 2> lo, hi;
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+    return hsum<W / 2>(lo + hi);
+  } else {
+    return (v[0] + v[1]) + (v[2] + v[3]);
+  }
 }
 template <int W>
 P4J_INLINE float hmax(const vf<W>& v) {
-  float m = v[0];
-#pragma GCC unroll 16
-  for (int l = 1; l < W; ++l) m = v[l] > m ? v[l] : m;
-  return m;
+  if constexpr (W > 4) {
+    vf<W / 2> lo, hi;
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+    return hmax<W / 2>(lo > hi ? lo : hi);
+  } else {
+    const float a = v[0] > v[1] ? v[0] : v[1], b = v[2] > v[3] ? v[2] : v[3];
+    return a > b ? a : b;
+  }
 }
 
 // P4J_MULTIVERSION for bodies written once on W-lane vectors: name##_body<W> runs with W = 16

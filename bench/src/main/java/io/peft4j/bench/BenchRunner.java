@@ -405,7 +405,7 @@ public final class BenchRunner {
         Map<Integer, Figure> loraLayer = new java.util.TreeMap<>(), doraLayer = new java.util.TreeMap<>();
         Figure rowNorms = Figure.MISSING;
         Map<String, Figure> attention = new java.util.TreeMap<>();
-        Figure layerNorm = Figure.MISSING;
+        Figure layerNorm = Figure.MISSING, vitStep = Figure.MISSING;
         Map<String, Figure> kron = new java.util.HashMap<>();   // KronBench method -> ms per call
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
@@ -450,6 +450,7 @@ public final class BenchRunner {
                 }
                 case "TransformerBench.layerNormFwdBwd" -> layerNorm = Figure.rate(p,
                         TransformerBench.LN_BYTES_PER_ELEMENT * TransformerBench.LN_T * TransformerBench.LN_D);
+                case "TransformerBench.vitStepFwdBwd" -> vitStep = Figure.millis(p);
                 case "KronBench.kronaAdapter", "KronBench.kronaFwdBwd", "KronBench.kronaMaterialized", "KronBench.lohaFwdBwd",
                      "KronBench.lohaRebuild", "KronBench.lokrFwdBwd", "KronBench.lokrRebuild" ->
                         kron.put(shortName.substring("KronBench.".length()), Figure.millis(p));
@@ -572,6 +573,10 @@ public final class BenchRunner {
         if (layerNorm.present()) {
             rows.add(new Row("LayerNorm fwd+bwd, 65536 x 64 (28 B/elem)", layerNorm, "GB/s", copyC, ratio(layerNorm, copy), "")
                     .withLoad(load.get("TransformerBench.layerNormFwdBwd")));
+        }
+        if (vitStep.present()) {
+            rows.add(new Row("ViT demo step fwd+bwd (all trainable), batch " + TransformerBench.Vit.BATCH, vitStep, "ms", "", Double.NaN, "")
+                    .withLoad(load.get("TransformerBench.vitStepFwdBwd")));
         }
         return new Table(rows);
     }
