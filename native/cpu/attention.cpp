@@ -1,6 +1,7 @@
 // attention.cpp: fused multi-head scaled dot-product attention, forward and backward, for a batch
-// of short sequences. One (sequence, head) pair is one task. Its keys are taken a block of 4
-// vectors of W keys at a time (W = 16, 8, 4 for AVX-512, AVX2, baseline) and packed on the stack:
+// of short sequences. One (sequence, head) pair is one task. Its keys are taken a block of up to 4
+// vectors of W keys at a time (W = 16, 8, 4 for AVX-512, AVX2, baseline; fewer vectors for heads
+// wider than a 16 KiB tile allows) and packed on the stack:
 // k (and, in backward, v) transposed, [head_dim, block], so that R = 4 query rows at once compute
 // their scores against W keys per multiply-add, and v (in backward k) as rows padded to whole
 // vectors, so that the weighted sums run along head_dim. Softmax is online (running maximum)
@@ -15,7 +16,7 @@ namespace p4j {
 namespace {
 
 constexpr int64_t kMaxHeadDim = 256;        // head_dim limit (the stack tiles below)
-constexpr int64_t kTileFloats = 8192;       // one stack tile: key block x padded head_dim, query tile x padded head_dim
+constexpr int64_t kTileFloats = 4096;       // one stack tile (16 KiB): key block x padded head_dim, query tile x padded head_dim
 constexpr int kRows = 4;                    // query rows computed together
 constexpr int64_t kGrainAttention = 16384;  // multiply-adds per thread below which fewer threads run
 
@@ -30,7 +31,7 @@ P4J_INLINE int64_t padded(int64_t dh) {
 template <int W>
 P4J_INLINE int block_vectors(int64_t dhp) {
   const int64_t v = kTileFloats / (dhp * W);
-  return v >= 4 ? 4 : static_cast<int>(v);  // >= 2: dhp <= 256, W <= 16
+  return v >= 4 ? 4 : static_cast<int>(v);  // >= 1: dhp <= 256, W <= 16
 }
 
 // nk keys, rows of x (stride ld, dh columns) -> xT [dh, kbw] (kbw: the block's vectors·W), zero in
@@ -119,14 +120,12 @@ P4J_INLINE void mask_from(int64_t valid, vf<W> (&s)[NKV]) {
   for (int v = 0; v < NKV; ++v) s[v] = lane + v * W < static_cast<int32_t>(valid) ? s[v] : ninf;
 }
 
-// What a pair's forward needs: q, k, v, out at its first row's head columns, row stride ld.
+// A pair's sizes and its queries (at its first row's head columns, row stride ld); len: its keys.
 struct Pair {
   int64_t t, len, dh, ld;
   float scale;
   bool causal;
   const float* q;
-  const float* k;
-  const float* v;
 };
 
 // Keys row i attends to: j < keys(i).
@@ -196,7 +195,7 @@ P4J_INLINE void fwd_rows_n(int nkv, const Pair& p, int64_t i, int64_t j0, int64_
 template <int W>
 P4J_INLINE void attn_fwd_body(int64_t t, int64_t len, int64_t dh, int64_t ld, float scale, int32_t causal,
                               const float* q, const float* k, const float* v, float* out, float* lse) {
-  const Pair p{t, len, dh, ld, scale, causal != 0, q, k, v};
+  const Pair p{t, len, dh, ld, scale, causal != 0, q};
   const int64_t dhp = padded<W>(dh);
   const int nkv = block_vectors<W>(dhp);
   const int64_t kb = nkv * W;
@@ -328,7 +327,7 @@ template <int W>
 P4J_INLINE void attn_bwd_body(int64_t t, int64_t len, int64_t dh, int64_t ld, float scale, int32_t causal,
                               const float* q, const float* k, const float* v, const float* out, const float* lse,
                               const float* dout, float* dq, float* dk, float* dv) {
-  const Pair p{t, len, dh, ld, scale, causal != 0, q, k, v};
+  const Pair p{t, len, dh, ld, scale, causal != 0, q};
   const PairGrad g{out, lse, dout, dq};
   const int64_t dhp = padded<W>(dh);
   const int nkv = block_vectors<W>(dhp);
