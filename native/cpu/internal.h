@@ -279,6 +279,87 @@ P4J_INLINE void vstore(float* p, const vf<W>& v) {
   std::memcpy(p, &v, sizeof v);
 }
 
+template <int W>
+struct VecI {
+  typedef int32_t type __attribute__((vector_size(W * 4)));
+};
+template <int W>
+using vi = typename VecI<W>::type;
+
+// exp_f on W lanes for x < 88 (softmax: score − row max <= 0), the same reduction and polynomial:
+// 0 below ln(2^-126) and for −inf, NaN for NaN; no upper clamp, so x >= 88 is outside its contract.
+template <int W>
+P4J_INLINE vf<W> exp_nonpos_v(const vf<W>& x) {
+  const vf<W> lo = vf<W>{} - 87.33654f;  // ln(2^-126)
+  const vf<W> xc = x < lo ? lo : x;
+  const float shifter = 12582912.0f;  // 1.5·2^23: adding it rounds to an integer
+  const vf<W> big = xc * 1.44269504088896341f + shifter;
+  const vf<W> kf = big - shifter;
+  const vf<W> r = (xc - kf * 0.693145751953125f) - kf * 1.42860682030941723212e-6f;
+  vf<W> p = vf<W>{} + 1.0f / 5040.0f;
+  p = p * r + 1.0f / 720.0f;
+  p = p * r + 1.0f / 120.0f;
+  p = p * r + 1.0f / 24.0f;
+  p = p * r + 1.0f / 6.0f;
+  p = p * r + 0.5f;
+  p = p * r + 1.0f;
+  p = p * r + 1.0f;
+  // k = kf as an integer, in [-126, 127]: big's last mantissa bits (units of 1 at 1.5·2^23).
+  const vi<W> k = __builtin_bit_cast(vi<W>, big) - __builtin_bit_cast(int32_t, shifter);
+  const vf<W> scale = __builtin_bit_cast(vf<W>, (k + 127) << 23);
+  const vf<W> y = p * scale;
+  return x < lo ? vf<W>{} : y;
+}
+
+// Horizontal sum and maximum of W lanes: halves added (or maxed) down to 4 lanes, then those in order.
+template <int W>
+P4J_INLINE float hsum(const vf<W>& v) {
+  if constexpr (W > 4) {
+    vf<W / 2> lo, hi;
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+    return hsum<W / 2>(lo + hi);
+  } else {
+    return (v[0] + v[1]) + (v[2] + v[3]);
+  }
+}
+template <int W>
+P4J_INLINE float hmax(const vf<W>& v) {
+  if constexpr (W > 4) {
+    vf<W / 2> lo, hi;
+    std::memcpy(&lo, &v, sizeof lo);
+    std::memcpy(&hi, reinterpret_cast<const char*>(&v) + sizeof lo, sizeof hi);
+    return hmax<W / 2>(lo > hi ? lo : hi);
+  } else {
+    const float a = v[0] > v[1] ? v[0] : v[1], b = v[2] > v[3] ? v[2] : v[3];
+    return a > b ? a : b;
+  }
+}
+
+// P4J_MULTIVERSION for bodies written once on W-lane vectors: name##_body<W> runs with W = 16
+// (AVX-512), 8 (AVX2+FMA) or 4 (baseline x86-64).
+#define P4J_MULTIVERSION_W(name, params, args)                                       \
+  P4J_TARGET_AVX512 __attribute__((noinline)) void name##_avx512 params {            \
+    name##_body<16> args;                                                             \
+  }                                                                                   \
+  P4J_TARGET_AVX2 __attribute__((noinline)) void name##_avx2 params {                \
+    name##_body<8> args;                                                              \
+  }                                                                                   \
+  __attribute__((noinline)) void name##_base params { name##_body<4> args; }          \
+  void name##_kernel params {                                                         \
+    switch (::p4j::active_isa()) { /* each case: tests/pom.xml ISA runs */            \
+      case ::p4j::Isa::avx512:                                                        \
+        name##_avx512 args;                                                           \
+        return;                                                                       \
+      case ::p4j::Isa::avx2:                                                          \
+        name##_avx2 args;                                                             \
+        return;                                                                       \
+      default:                                                                        \
+        name##_base args;                                                             \
+        return;                                                                       \
+    }                                                                                 \
+  }
+
 }  // namespace p4j
 
 #endif

@@ -10,18 +10,35 @@ namespace {
 
 constexpr int64_t kLnColBlock = 256;
 
-// Two passes in fp32 (mean, then the biased variance of the centred row): no cancellation.
+// Σ_j f(j) over a row of d floats: vec(j) gives f at j..j+W−1 (whole vectors), one(j) f at the
+// tail's j; W lane sums, then the lanes and the tail in order.
+template <int W, class V, class S>
+P4J_INLINE float row_sum(int64_t d, V&& vec, S&& one) {
+  vf<W> acc = vf<W>{};
+  int64_t j = 0;
+  for (; j + W <= d; j += W) acc += vec(j);
+  float s = hsum<W>(acc);
+  for (; j < d; ++j) s += one(j);
+  return s;
+}
+
+// Two passes in fp32 (mean, then the biased variance of the centred row): no cancellation. The
+// row sums run on W-lane accumulators (a float sum does not vectorise by itself).
+template <int W>
 P4J_INLINE void ln_fwd_body(int64_t rows, int64_t d, float eps, const float* __restrict x, const float* __restrict w,
                             const float* __restrict b, float* __restrict y, float* __restrict mean,
                             float* __restrict rstd) {
   const float inv_d = 1.0f / static_cast<float>(d);
   for (int64_t i = 0; i < rows; ++i) {
     const float* xi = x + i * d;
-    float s = 0.0f;
-    for (int64_t j = 0; j < d; ++j) s += xi[j];
-    const float mu = s * inv_d;
-    float ss = 0.0f;
-    for (int64_t j = 0; j < d; ++j) ss += (xi[j] - mu) * (xi[j] - mu);
+    const float mu = row_sum<W>(d, [&](int64_t j) { return vload<W>(xi + j); }, [&](int64_t j) { return xi[j]; }) * inv_d;
+    const float ss = row_sum<W>(
+        d,
+        [&](int64_t j) {
+          const vf<W> c = vload<W>(xi + j) - mu;
+          return c * c;
+        },
+        [&](int64_t j) { return (xi[j] - mu) * (xi[j] - mu); });
     const float r = 1.0f / std::sqrt(ss * inv_d + eps);
     float* yi = y + i * d;
     if (b != nullptr) {
@@ -33,12 +50,13 @@ P4J_INLINE void ln_fwd_body(int64_t rows, int64_t d, float eps, const float* __r
     rstd[i] = r;
   }
 }
-P4J_MULTIVERSION(ln_fwd,
-                 (int64_t rows, int64_t d, float eps, const float* x, const float* w, const float* b, float* y,
-                  float* mean, float* rstd),
-                 (rows, d, eps, x, w, b, y, mean, rstd))
+P4J_MULTIVERSION_W(ln_fwd,
+                   (int64_t rows, int64_t d, float eps, const float* x, const float* w, const float* b, float* y,
+                    float* mean, float* rstd),
+                   (rows, d, eps, x, w, b, y, mean, rstd))
 
 // dx = rstd·(ĝ − mean(ĝ) − x̂·mean(ĝ·x̂)), ĝ = g·w, x̂ = (x − mean)·rstd.
+template <int W>
 P4J_INLINE void ln_bwd_dx_body(int64_t rows, int64_t d, const float* __restrict x, const float* __restrict w,
                                const float* __restrict mean, const float* __restrict rstd, const float* __restrict g,
                                float* __restrict dx) {
@@ -47,22 +65,22 @@ P4J_INLINE void ln_bwd_dx_body(int64_t rows, int64_t d, const float* __restrict 
     const float* xi = x + i * d;
     const float* gi = g + i * d;
     const float mu = mean[i], r = rstd[i];
-    float sg = 0.0f, sgx = 0.0f;
-    for (int64_t j = 0; j < d; ++j) {
-      const float gh = gi[j] * w[j];
-      sg += gh;
-      sgx += gh * (xi[j] - mu) * r;
-    }
-    sg *= inv_d;
-    sgx *= inv_d;
+    const float sg = row_sum<W>(
+                         d, [&](int64_t j) { return vload<W>(gi + j) * vload<W>(w + j); },
+                         [&](int64_t j) { return gi[j] * w[j]; }) *
+                     inv_d;
+    const float sgx = row_sum<W>(
+                          d, [&](int64_t j) { return vload<W>(gi + j) * vload<W>(w + j) * ((vload<W>(xi + j) - mu) * r); },
+                          [&](int64_t j) { return gi[j] * w[j] * ((xi[j] - mu) * r); }) *
+                      inv_d;
     float* dxi = dx + i * d;
     for (int64_t j = 0; j < d; ++j) dxi[j] = r * (gi[j] * w[j] - sg - (xi[j] - mu) * r * sgx);
   }
 }
-P4J_MULTIVERSION(ln_bwd_dx,
-                 (int64_t rows, int64_t d, const float* x, const float* w, const float* mean, const float* rstd,
-                  const float* g, float* dx),
-                 (rows, d, x, w, mean, rstd, g, dx))
+P4J_MULTIVERSION_W(ln_bwd_dx,
+                   (int64_t rows, int64_t d, const float* x, const float* w, const float* mean, const float* rstd,
+                    const float* g, float* dx),
+                   (rows, d, x, w, mean, rstd, g, dx))
 
 // Columns [0, width) of dw += Σ_i g·x̂ and db += Σ_i g, in double, rows in order.
 P4J_INLINE void ln_bwd_dwdb_body(int64_t t, int64_t d, int64_t width, const float* __restrict x,

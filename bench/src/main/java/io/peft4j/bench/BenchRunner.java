@@ -405,6 +405,7 @@ public final class BenchRunner {
         Map<Integer, Figure> loraLayer = new java.util.TreeMap<>(), doraLayer = new java.util.TreeMap<>();
         Figure rowNorms = Figure.MISSING;
         Map<String, Figure> attention = new java.util.TreeMap<>();
+        Figure vitStep = Figure.MISSING;
         Figure layerNorm = Figure.MISSING;
         Figure embedding = Figure.MISSING, bertForward = Figure.MISSING;
         Map<String, Figure> kron = new java.util.HashMap<>();   // KronBench method -> ms per call
@@ -449,6 +450,7 @@ public final class BenchRunner {
                     String shape = rr.getParams().getParam("shape");
                     attention.put(shape, Figure.rate(p, TransformerBench.Attention.flops(shape)));
                 }
+                case "TransformerBench.vitStepFwdBwd" -> vitStep = Figure.millis(p);
                 case "TransformerBench.layerNormFwdBwd" -> layerNorm = Figure.rate(p,
                         TransformerBench.LN_BYTES_PER_ELEMENT * TransformerBench.LN_T * TransformerBench.LN_D);
                 case "BertBench.embeddingFwdBwd" -> embedding = Figure.rate(p,
@@ -572,6 +574,10 @@ public final class BenchRunner {
         for (Map.Entry<String, Figure> e : attention.entrySet()) {
             rows.add(new Row("attention fwd+bwd fused, b x t x heads x dh = " + e.getKey(), e.getValue(), "GFLOP/s", sgemmC,
                     ratio(e.getValue(), sgemm), "").withLoad(load.get("TransformerBench.attentionFwdBwd shape=" + e.getKey())));
+        }
+        if (vitStep.present()) {
+            rows.add(new Row("ViT demo step fwd+bwd (all trainable), batch " + TransformerBench.Vit.BATCH, vitStep, "ms", "", Double.NaN, "")
+                    .withLoad(load.get("TransformerBench.vitStepFwdBwd")));
         }
         if (layerNorm.present()) {
             rows.add(new Row("LayerNorm fwd+bwd, 65536 x 64 (28 B/elem)", layerNorm, "GB/s", copyC, ratio(layerNorm, copy), "")

@@ -1,6 +1,8 @@
 package io.peft4j.bench;
 
 import io.peft4j.backend.Backend;
+import io.peft4j.nn.StepContext;
+import io.peft4j.nn.VisionTransformer;
 import io.peft4j.tensor.Tensor;
 import java.util.concurrent.TimeUnit;
 import org.openjdk.jmh.annotations.Benchmark;
@@ -16,9 +18,11 @@ import org.openjdk.jmh.annotations.TearDown;
 
 /**
  * The transformer kernels: fused attention forward + backward (against the GEMM ceiling: its work
- * is 14·b·heads·t²·headDim flops, 4 in forward, 10 in the backward that recomputes the scores) at
- * the demo ViT's shape and at ViT-B/16's, and LayerNorm forward + backward (against the copy
- * bandwidth: 28 bytes per element moved, see {@link #LN_BYTES_PER_ELEMENT}).
+ * is 14·heads·headDim·t·(keys each query sees, summed over sequences) flops, 4 in forward, 10 in
+ * the backward that recomputes the scores) at the demo ViT's shape, at a BERT shape with padded
+ * sequences (all-MiniLM-L6-v2's heads, batch 32 of length 64, key lengths 16..64) and at
+ * ViT-B/16's; LayerNorm forward + backward (against the copy bandwidth: 28 bytes per element
+ * moved, see {@link #LN_BYTES_PER_ELEMENT}); and one whole training step of the demo ViT.
  */
 @BenchmarkMode(Mode.SampleTime)
 @OutputTimeUnit(TimeUnit.MILLISECONDS)
@@ -30,18 +34,33 @@ public class TransformerBench {
 
     @State(Scope.Benchmark)
     public static class Attention {
-        /** batch x tokens x heads x head dim: the demo ViT (128 images of 17 tokens), ViT-B/16 (197 tokens, 12 heads of 64). */
-        @Param({"128x17x4x16", "32x197x12x64"})
+        /**
+         * batch x tokens x heads x head dim: the demo ViT (128 images of 17 tokens), BERT (MiniLM's 12 heads
+         * of 32; "/padded": sequence s sees {@link #keyLengths} keys), ViT-B/16 (197 tokens, 12 heads of 64).
+         */
+        @Param({"128x17x4x16", "32x64x12x32/padded", "32x197x12x64"})
         public String shape;
 
         Backend be;
         long b, t;
         int heads;
+        int[] lengths;
         Tensor q, k, v, out, lse, dout, dq, dk, dv;
+
+        /** Key lengths of a "/padded" shape: 16..t spread over the batch (t >= 16); null: all t keys. */
+        static int[] keyLengths(String shape) {
+            if (!shape.endsWith("/padded")) return null;
+            String[] s = shape.substring(0, shape.length() - "/padded".length()).split("x");
+            int b = Integer.parseInt(s[0]), t = Integer.parseInt(s[1]);
+            int[] lens = new int[b];
+            for (int i = 0; i < b; i++) lens[i] = 16 + (i * 37) % (t - 15);
+            return lens;
+        }
 
         @Setup(Level.Trial)
         public void setup() {
-            String[] s = shape.split("x");
+            lengths = keyLengths(shape);
+            String[] s = shape.replace("/padded", "").split("x");
             b = Long.parseLong(s[0]);
             t = Long.parseLong(s[1]);
             heads = Integer.parseInt(s[2]);
@@ -65,17 +84,19 @@ public class TransformerBench {
 
         /** Flops of one forward + backward. */
         public static double flops(String shape) {
-            String[] s = shape.split("x");
+            String[] s = shape.replace("/padded", "").split("x");
             double b = Double.parseDouble(s[0]), t = Double.parseDouble(s[1]), h = Double.parseDouble(s[2]), dh = Double.parseDouble(s[3]);
-            return 14 * b * h * t * t * dh;
+            int[] lens = keyLengths(shape);
+            double keys = lens == null ? b * t : java.util.Arrays.stream(lens).asDoubleStream().sum();
+            return 14 * h * dh * t * keys;
         }
     }
 
     @Benchmark
     public void attentionFwdBwd(Attention a) {
         float scale = (float) (1 / Math.sqrt(a.q.dim(1) / (double) a.heads));
-        a.be.attentionForward(a.b, a.heads, scale, false, null, a.q, a.k, a.v, a.out, a.lse);
-        a.be.attentionBackward(a.b, a.heads, scale, false, null, a.q, a.k, a.v, a.out, a.lse, a.dout, a.dq, a.dk, a.dv);
+        a.be.attentionForward(a.b, a.heads, scale, false, a.lengths, a.q, a.k, a.v, a.out, a.lse);
+        a.be.attentionBackward(a.b, a.heads, scale, false, a.lengths, a.q, a.k, a.v, a.out, a.lse, a.dout, a.dq, a.dk, a.dv);
     }
 
     @State(Scope.Benchmark)
@@ -108,5 +129,38 @@ public class TransformerBench {
     public void layerNormFwdBwd(Norm n) {
         n.be.layerNormForward(1e-6f, n.x, n.w, n.bias, n.y, n.mean, n.rstd);
         n.be.layerNormBackward(n.x, n.w, n.mean, n.rstd, n.g, n.dx, n.dw, n.db);
+    }
+
+    /** One training step's forward + backward of the demo ViT (all parameters trainable, as in pretraining), batch 128. */
+    @State(Scope.Benchmark)
+    public static class Vit {
+        public static final int BATCH = 128;
+        Backend be;
+        VisionTransformer vit;
+        StepContext ctx;
+        Tensor x, g;
+
+        @Setup(Level.Trial)
+        public void setup() {
+            be = Backend.cpu();
+            vit = new VisionTransformer(be, VisionTransformer.Config.DEMO, 0);
+            ctx = new StepContext(be);
+            x = Fill.uniform(be, 0f, 1f, BATCH, (long) VisionTransformer.Config.DEMO.imageSize() * VisionTransformer.Config.DEMO.imageSize());
+            g = Fill.random(be, BATCH, VisionTransformer.Config.DEMO.classes());
+        }
+
+        @TearDown(Level.Trial)
+        public void tearDown() {
+            ctx.close();
+            vit.close();
+            Fill.close(x, g);
+        }
+    }
+
+    @Benchmark
+    public void vitStepFwdBwd(Vit v) {
+        v.ctx.begin(true, 0);
+        v.vit.forward(v.ctx, v.x);
+        v.vit.backward(v.ctx, v.g, false);
     }
 }

@@ -25,10 +25,10 @@ import org.junit.jupiter.params.provider.ValueSource;
  * The fused attention pair against {@link TransformerReference}: forward (out, and the row
  * log-sum-exp lse) and backward (dq, dk, dv, all overwritten: they start NaN) on sequence lengths
  * 1, 2, 17, 33 and head dims 1, 16, 24, 32, with and without the causal mask, with all keys and
- * with a key padding mask (mixed key lengths 1, t and one in between in one batch); t = 130 runs
- * the online softmax over three key blocks of 64, a 64-sequence batch runs on several threads, and
- * t·head_dim above 16384 takes the path that reads k and v in place instead of a transposed stack
- * copy. The reference's gradients pass central differences of its forward.
+ * with a key padding mask (mixed key lengths 1, t and one in between in one batch); t = 130 and
+ * 300 run the online softmax over several key blocks and query tiles, head dims 128 and 256 the
+ * narrower key blocks of wide heads, and a 64-sequence batch runs on several threads. The
+ * reference's gradients pass central differences of its forward.
  */
 class AttentionTest {
     static Stream<Arguments> cases() {
@@ -41,16 +41,18 @@ class AttentionTest {
                 }
             }
         }
-        out.add(Arguments.of(2, 130, 3, 16, false, false));   // several key blocks
+        out.add(Arguments.of(2, 130, 3, 16, false, false));   // several key blocks (64 keys on AVX-512, 32 on AVX2, 16 baseline)
         out.add(Arguments.of(2, 130, 1, 24, true, false));
         out.add(Arguments.of(3, 130, 2, 32, false, true));    // masked: 1, 130 and 2..129 keys over the blocks
         out.add(Arguments.of(3, 130, 1, 24, true, true));
         out.add(Arguments.of(64, 33, 4, 16, false, false));   // many (sequence, head) pairs: several threads
         out.add(Arguments.of(64, 33, 4, 16, true, true));
         out.add(Arguments.of(1, 17, 5, 7, false, false));     // odd head count and size
-        out.add(Arguments.of(2, 300, 1, 64, false, false));   // t·head_dim = 19200 > 16384: k and v read in place, not transposed
+        out.add(Arguments.of(2, 300, 1, 64, false, false));   // several query tiles and key blocks
         out.add(Arguments.of(3, 300, 1, 64, false, true));
-        out.add(Arguments.of(1, 257, 1, 64, true, false));    // 16448 > 16384, causal
+        out.add(Arguments.of(1, 257, 1, 64, true, false));    // causal over several tiles
+        out.add(Arguments.of(2, 20, 2, 128, true, true));     // wide heads: key blocks of 2 vectors (AVX-512), query tiles of 32 rows
+        out.add(Arguments.of(2, 33, 1, 256, false, true));    // the widest head: blocks of 1 vector, tiles of 16 rows
         return out.stream();
     }
 
