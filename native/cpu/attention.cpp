@@ -49,8 +49,8 @@ P4J_INLINE void block_dots(const float* __restrict x, const float* __restrict xT
 
 // One (sequence, head): q, k, v, out point at its first row's head columns; ld is the row stride
 // (heads·head_dim); lse: [t].
-P4J_INLINE void attn_fwd_body(int64_t t, int64_t dh, int64_t ld, float scale, int32_t causal, const float* q,
-                              const float* k, const float* v, float* out, float* lse) {
+P4J_INLINE void attn_fwd_body(int64_t t, int64_t len, int64_t dh, int64_t ld, float scale, int32_t causal,
+                              const float* q, const float* k, const float* v, float* out, float* lse) {
   float s[kKeyBlock];
   float acc[kMaxHeadDim];
   float kT[kMaxCached];
@@ -58,7 +58,7 @@ P4J_INLINE void attn_fwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
   if (cached) transpose_head(t, dh, ld, k, kT);
   for (int64_t i = 0; i < t; ++i) {
     const float* qi = q + i * ld;
-    const int64_t keys = causal != 0 ? i + 1 : t;
+    const int64_t keys = causal != 0 && i + 1 < len ? i + 1 : len;
     float m = -__builtin_huge_valf(), l = 0.0f;
     for (int64_t c = 0; c < dh; ++c) acc[c] = 0.0f;
     for (int64_t j0 = 0; j0 < keys; j0 += kKeyBlock) {
@@ -94,14 +94,14 @@ P4J_INLINE void attn_fwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
   }
 }
 P4J_MULTIVERSION(attn_fwd,
-                 (int64_t t, int64_t dh, int64_t ld, float scale, int32_t causal, const float* q, const float* k,
-                  const float* v, float* out, float* lse),
-                 (t, dh, ld, scale, causal, q, k, v, out, lse))
+                 (int64_t t, int64_t len, int64_t dh, int64_t ld, float scale, int32_t causal, const float* q,
+                  const float* k, const float* v, float* out, float* lse),
+                 (t, len, dh, ld, scale, causal, q, k, v, out, lse))
 
 // With p_ij = exp(scale·q_i·k_j − lse_i), D_i = dout_i·out_i, ds_ij = p_ij·(dout_i·v_j − D_i):
 // dq_i = scale·Σ_j ds_ij k_j, dk_j = scale·Σ_i ds_ij q_i, dv_j = Σ_i p_ij dout_i.
-P4J_INLINE void attn_bwd_body(int64_t t, int64_t dh, int64_t ld, float scale, int32_t causal, const float* q,
-                              const float* k, const float* v, const float* out, const float* lse, const float* dout,
+P4J_INLINE void attn_bwd_body(int64_t t, int64_t len, int64_t dh, int64_t ld, float scale, int32_t causal,
+                              const float* q, const float* k, const float* v, const float* out, const float* lse, const float* dout,
                               float* dq, float* dk, float* dv) {
   float p[kKeyBlock], ds[kKeyBlock];
   float acc[kMaxHeadDim];
@@ -120,7 +120,7 @@ P4J_INLINE void attn_bwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
     const float* gi = dout + i * ld;
     const float di = dot(gi, out + i * ld, dh);
     const float li = lse[i];
-    const int64_t keys = causal != 0 ? i + 1 : t;
+    const int64_t keys = causal != 0 && i + 1 < len ? i + 1 : len;
     for (int64_t c = 0; c < dh; ++c) acc[c] = 0.0f;
     for (int64_t j0 = 0; j0 < keys; j0 += kKeyBlock) {
       const int64_t nb = keys - j0 < kKeyBlock ? keys - j0 : kKeyBlock;
@@ -146,10 +146,10 @@ P4J_INLINE void attn_bwd_body(int64_t t, int64_t dh, int64_t ld, float scale, in
   }
 }
 P4J_MULTIVERSION(attn_bwd,
-                 (int64_t t, int64_t dh, int64_t ld, float scale, int32_t causal, const float* q, const float* k,
-                  const float* v, const float* out, const float* lse, const float* dout, float* dq, float* dk,
-                  float* dv),
-                 (t, dh, ld, scale, causal, q, k, v, out, lse, dout, dq, dk, dv))
+                 (int64_t t, int64_t len, int64_t dh, int64_t ld, float scale, int32_t causal, const float* q,
+                  const float* k, const float* v, const float* out, const float* lse, const float* dout, float* dq,
+                  float* dk, float* dv),
+                 (t, len, dh, ld, scale, causal, q, k, v, out, lse, dout, dq, dk, dv))
 
 int32_t check_attention(const char* fn, const p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim,
                         float scale) {
@@ -166,6 +166,17 @@ int32_t check_attention(const char* fn, const p4j_ctx* ctx, int64_t b, int64_t t
   P4J_TRY(check_dims(fn, "q [b·t, heads·head_dim]", b * t, heads * head_dim));
   P4J_TRY(check_dims(fn, "lse [b·heads, t]", b * heads, t));
   return check_finite(fn, "scale", scale);
+}
+
+// key_lengths (may be null): b entries, each in [1, t].
+int32_t check_key_lengths(const char* fn, int64_t b, int64_t t, const int32_t* key_lengths) {
+  if (key_lengths == nullptr) return P4J_OK;
+  for (int64_t s = 0; s < b; ++s) {
+    if (key_lengths[s] < 1 || key_lengths[s] > t)
+      return fail(P4J_EINVAL, "%s: key_lengths[%lld] = %d is outside [1, t = %lld]", fn, static_cast<long long>(s),
+                  key_lengths[s], static_cast<long long>(t));
+  }
+  return P4J_OK;
 }
 
 // Runs f(sequence, head) for every pair, spread over threads by whole pairs.
@@ -186,7 +197,8 @@ using namespace p4j;
 extern "C" {
 
 int32_t p4j_attention_forward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale,
-                              int32_t causal, const float* q, const float* k, const float* v, float* out, float* lse) {
+                              int32_t causal, const int32_t* key_lengths, const float* q, const float* k, const float* v,
+                              float* out, float* lse) {
   const char* fn = "p4j_attention_forward";
   return guarded(fn, [&]() -> int32_t {
     P4J_TRY(check_attention(fn, ctx, b, t, heads, head_dim, scale));
@@ -196,19 +208,21 @@ int32_t p4j_attention_forward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads,
     P4J_TRY(check_ptr(fn, "v", v, n));
     P4J_TRY(check_ptr(fn, "out", out, n));
     P4J_TRY(check_ptr(fn, "lse", lse, b * heads * t));
+    P4J_TRY(check_key_lengths(fn, b, t, key_lengths));
     if (n == 0) return P4J_OK;
     const int64_t ld = heads * head_dim;
     for_each_pair(ctx, b, t, heads, head_dim, [&](int64_t s, int64_t h) {
       const int64_t off = s * t * ld + h * head_dim;
-      attn_fwd_kernel(t, head_dim, ld, scale, causal, q + off, k + off, v + off, out + off, lse + (s * heads + h) * t);
+      const int64_t len = key_lengths != nullptr ? key_lengths[s] : t;
+      attn_fwd_kernel(t, len, head_dim, ld, scale, causal, q + off, k + off, v + off, out + off, lse + (s * heads + h) * t);
     });
     return P4J_OK;
   });
 }
 
 int32_t p4j_attention_backward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale,
-                               int32_t causal, const float* q, const float* k, const float* v, const float* out,
-                               const float* lse, const float* dout, float* dq, float* dk, float* dv) {
+                               int32_t causal, const int32_t* key_lengths, const float* q, const float* k,
+                               const float* v, const float* out, const float* lse, const float* dout, float* dq, float* dk, float* dv) {
   const char* fn = "p4j_attention_backward";
   return guarded(fn, [&]() -> int32_t {
     P4J_TRY(check_attention(fn, ctx, b, t, heads, head_dim, scale));
@@ -222,11 +236,13 @@ int32_t p4j_attention_backward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads
     P4J_TRY(check_ptr(fn, "dq", dq, n));
     P4J_TRY(check_ptr(fn, "dk", dk, n));
     P4J_TRY(check_ptr(fn, "dv", dv, n));
+    P4J_TRY(check_key_lengths(fn, b, t, key_lengths));
     if (n == 0) return P4J_OK;
     const int64_t ld = heads * head_dim;
     for_each_pair(ctx, b, t, heads, head_dim, [&](int64_t s, int64_t h) {
       const int64_t off = s * t * ld + h * head_dim;
-      attn_bwd_kernel(t, head_dim, ld, scale, causal, q + off, k + off, v + off, out + off,
+      const int64_t len = key_lengths != nullptr ? key_lengths[s] : t;
+      attn_bwd_kernel(t, len, head_dim, ld, scale, causal, q + off, k + off, v + off, out + off,
                       lse + (s * heads + h) * t, dout + off, dq + off, dk + off, dv + off);
     });
     return P4J_OK;

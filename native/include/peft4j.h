@@ -223,17 +223,21 @@ int32_t p4j_scale_shift_backward(p4j_ctx* ctx, int64_t t, int64_t d, const float
 int32_t p4j_row_scale(p4j_ctx* ctx, int64_t t, int64_t d, const float* s, float* x);
 /* ---- attention (attention.cpp) ----
  * Multi-head scaled dot-product attention over b sequences of t tokens, fused per (sequence, head):
- * out_i = Σ_j softmax_j(scale·q_i·k_j)·v_j, with j <= i only when causal != 0. Head h is columns
- * [h·head_dim, (h+1)·head_dim) of every row; head_dim <= 256.
+ * out_i = Σ_j softmax_j(scale·q_i·k_j)·v_j over the keys j < key_lengths[s] of sequence s (all t keys
+ * when key_lengths is NULL), and j <= i as well when causal != 0. Every query row, padded ones too,
+ * attends to those keys (as BERT's additive padding mask does). key_lengths: [b], each in [1, t].
+ * Head h is columns [h·head_dim, (h+1)·head_dim) of every row; head_dim <= 256.
  * q, k, v, out: [b·t, heads·head_dim]; lse: [b, heads, t] = log Σ_j exp(scale·q_i·k_j) of each row
  * (written by forward, read by backward, which recomputes the probabilities from it). */
 int32_t p4j_attention_forward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale,
-                              int32_t causal, const float* q, const float* k, const float* v, float* out, float* lse);
-/* dout, dq, dk, dv: [b·t, heads·head_dim]; dq, dk, dv are overwritten; the other arguments as forward
- * (out and lse are forward's outputs). */
+                              int32_t causal, const int32_t* key_lengths, const float* q, const float* k,
+                              const float* v, float* out, float* lse);
+/* dout, dq, dk, dv: [b·t, heads·head_dim]; dq, dk, dv are overwritten (dk, dv rows of masked keys are
+ * 0); the other arguments as forward (out and lse are forward's outputs). */
 int32_t p4j_attention_backward(p4j_ctx* ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale,
-                               int32_t causal, const float* q, const float* k, const float* v, const float* out,
-                               const float* lse, const float* dout, float* dq, float* dk, float* dv);
+                               int32_t causal, const int32_t* key_lengths, const float* q, const float* k,
+                               const float* v, const float* out, const float* lse, const float* dout, float* dq,
+                               float* dk, float* dv);
 
 /* ---- layernorm (layernorm.cpp) ----
  * y = (x − mean)·rstd·w + b per row, rstd = 1/sqrt(biased variance + eps), as torch.nn.LayerNorm.
@@ -291,6 +295,17 @@ int32_t p4j_hadamard_rebuild(p4j_ctx* ctx, int64_t d_out, int64_t d_in, int64_t 
 int32_t p4j_hadamard_backward(p4j_ctx* ctx, int64_t d_out, int64_t d_in, int64_t r, float s, const float* w1a,
                               const float* w1b, const float* w2a, const float* w2b, float* gw, int64_t ws_rows,
                               float* ws, float* dw1a, float* dw1b, float* dw2a, float* dw2b, int32_t accumulate);
+
+/* ---- embedding (embedding.cpp) ----
+ * Token embedding lookup. ids: [n] int32, each in [0, vocab) (else P4J_EINVAL, nothing written);
+ * table, d_table: [vocab, d]; out, g: [n, d].
+ * Forward: out[i] = table[ids[i]] (overwritten). */
+int32_t p4j_embedding_forward(p4j_ctx* ctx, int64_t n, int64_t vocab, int64_t d, const int32_t* ids,
+                              const float* table, float* out);
+/* Backward: d_table[ids[i]] += g[i] for every i; a repeated id's rows are added in order of i
+ * (deterministic for every thread count). */
+int32_t p4j_embedding_backward(p4j_ctx* ctx, int64_t n, int64_t vocab, int64_t d, const int32_t* ids, const float* g,
+                               float* d_table);
 
 /* ---- ceilings for benchmarks (abi.cpp) ----
  * Runs iters rounds of independent FMA chains on every context thread at the widest vector width;

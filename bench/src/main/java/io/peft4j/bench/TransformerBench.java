@@ -74,8 +74,8 @@ public class TransformerBench {
     @Benchmark
     public void attentionFwdBwd(Attention a) {
         float scale = (float) (1 / Math.sqrt(a.q.dim(1) / (double) a.heads));
-        a.be.attentionForward(a.b, a.heads, scale, false, a.q, a.k, a.v, a.out, a.lse);
-        a.be.attentionBackward(a.b, a.heads, scale, false, a.q, a.k, a.v, a.out, a.lse, a.dout, a.dq, a.dk, a.dv);
+        a.be.attentionForward(a.b, a.heads, scale, false, null, a.q, a.k, a.v, a.out, a.lse);
+        a.be.attentionBackward(a.b, a.heads, scale, false, null, a.q, a.k, a.v, a.out, a.lse, a.dout, a.dq, a.dk, a.dv);
     }
 
     @State(Scope.Benchmark)

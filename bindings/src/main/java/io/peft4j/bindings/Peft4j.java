@@ -3518,6 +3518,7 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
             Peft4j.C_POINTER
         );
 
@@ -3529,7 +3530,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
+     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const int32_t *key_lengths, const float *q, const float *k, const float *v, float *out, float *lse)
      * }
      */
     public static FunctionDescriptor p4j_attention_forward$descriptor() {
@@ -3539,7 +3540,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
+     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const int32_t *key_lengths, const float *q, const float *k, const float *v, float *out, float *lse)
      * }
      */
     public static MethodHandle p4j_attention_forward$handle() {
@@ -3549,7 +3550,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
+     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const int32_t *key_lengths, const float *q, const float *k, const float *v, float *out, float *lse)
      * }
      */
     public static MemorySegment p4j_attention_forward$address() {
@@ -3558,16 +3559,16 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, float *out, float *lse)
+     * int32_t p4j_attention_forward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const int32_t *key_lengths, const float *q, const float *k, const float *v, float *out, float *lse)
      * }
      */
-    public static int p4j_attention_forward(MemorySegment ctx, long b, long t, long heads, long head_dim, float scale, int causal, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse) {
+    public static int p4j_attention_forward(MemorySegment ctx, long b, long t, long heads, long head_dim, float scale, int causal, MemorySegment key_lengths, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse) {
         var mh$ = p4j_attention_forward.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_attention_forward", ctx, b, t, heads, head_dim, scale, causal, q, k, v, out, lse);
+                traceDowncall("p4j_attention_forward", ctx, b, t, heads, head_dim, scale, causal, key_lengths, q, k, v, out, lse);
             }
-            return (int)mh$.invokeExact(ctx, b, t, heads, head_dim, scale, causal, q, k, v, out, lse);
+            return (int)mh$.invokeExact(ctx, b, t, heads, head_dim, scale, causal, key_lengths, q, k, v, out, lse);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -3593,6 +3594,7 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
             Peft4j.C_POINTER
         );
 
@@ -3604,7 +3606,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
+     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const int32_t *key_lengths, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
      * }
      */
     public static FunctionDescriptor p4j_attention_backward$descriptor() {
@@ -3614,7 +3616,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
+     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const int32_t *key_lengths, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
      * }
      */
     public static MethodHandle p4j_attention_backward$handle() {
@@ -3624,7 +3626,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
+     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const int32_t *key_lengths, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
      * }
      */
     public static MemorySegment p4j_attention_backward$address() {
@@ -3633,16 +3635,16 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
+     * int32_t p4j_attention_backward(p4j_ctx *ctx, int64_t b, int64_t t, int64_t heads, int64_t head_dim, float scale, int32_t causal, const int32_t *key_lengths, const float *q, const float *k, const float *v, const float *out, const float *lse, const float *dout, float *dq, float *dk, float *dv)
      * }
      */
-    public static int p4j_attention_backward(MemorySegment ctx, long b, long t, long heads, long head_dim, float scale, int causal, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment dout, MemorySegment dq, MemorySegment dk, MemorySegment dv) {
+    public static int p4j_attention_backward(MemorySegment ctx, long b, long t, long heads, long head_dim, float scale, int causal, MemorySegment key_lengths, MemorySegment q, MemorySegment k, MemorySegment v, MemorySegment out, MemorySegment lse, MemorySegment dout, MemorySegment dq, MemorySegment dk, MemorySegment dv) {
         var mh$ = p4j_attention_backward.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_attention_backward", ctx, b, t, heads, head_dim, scale, causal, q, k, v, out, lse, dout, dq, dk, dv);
+                traceDowncall("p4j_attention_backward", ctx, b, t, heads, head_dim, scale, causal, key_lengths, q, k, v, out, lse, dout, dq, dk, dv);
             }
-            return (int)mh$.invokeExact(ctx, b, t, heads, head_dim, scale, causal, q, k, v, out, lse, dout, dq, dk, dv);
+            return (int)mh$.invokeExact(ctx, b, t, heads, head_dim, scale, causal, key_lengths, q, k, v, out, lse, dout, dq, dk, dv);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {
@@ -4477,6 +4479,138 @@ public class Peft4j extends Peft4j$shared {
                 traceDowncall("p4j_hadamard_backward", ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, gw, ws_rows, ws, dw1a, dw1b, dw2a, dw2b, accumulate);
             }
             return (int)mh$.invokeExact(ctx, d_out, d_in, r, s, w1a, w1b, w2a, w2b, gw, ws_rows, ws, dw1a, dw1b, dw2a, dw2b, accumulate);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_embedding_forward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_embedding_forward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_forward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *table, float *out)
+     * }
+     */
+    public static FunctionDescriptor p4j_embedding_forward$descriptor() {
+        return p4j_embedding_forward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_forward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *table, float *out)
+     * }
+     */
+    public static MethodHandle p4j_embedding_forward$handle() {
+        return p4j_embedding_forward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_forward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *table, float *out)
+     * }
+     */
+    public static MemorySegment p4j_embedding_forward$address() {
+        return p4j_embedding_forward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_forward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *table, float *out)
+     * }
+     */
+    public static int p4j_embedding_forward(MemorySegment ctx, long n, long vocab, long d, MemorySegment ids, MemorySegment table, MemorySegment out) {
+        var mh$ = p4j_embedding_forward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_embedding_forward", ctx, n, vocab, d, ids, table, out);
+            }
+            return (int)mh$.invokeExact(ctx, n, vocab, d, ids, table, out);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
+    private static class p4j_embedding_backward {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_POINTER,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_embedding_backward");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_backward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *g, float *d_table)
+     * }
+     */
+    public static FunctionDescriptor p4j_embedding_backward$descriptor() {
+        return p4j_embedding_backward.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_backward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *g, float *d_table)
+     * }
+     */
+    public static MethodHandle p4j_embedding_backward$handle() {
+        return p4j_embedding_backward.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_backward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *g, float *d_table)
+     * }
+     */
+    public static MemorySegment p4j_embedding_backward$address() {
+        return p4j_embedding_backward.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_embedding_backward(p4j_ctx *ctx, int64_t n, int64_t vocab, int64_t d, const int32_t *ids, const float *g, float *d_table)
+     * }
+     */
+    public static int p4j_embedding_backward(MemorySegment ctx, long n, long vocab, long d, MemorySegment ids, MemorySegment g, MemorySegment d_table) {
+        var mh$ = p4j_embedding_backward.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_embedding_backward", ctx, n, vocab, d, ids, g, d_table);
+            }
+            return (int)mh$.invokeExact(ctx, n, vocab, d, ids, g, d_table);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

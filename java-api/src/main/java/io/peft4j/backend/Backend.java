@@ -229,15 +229,20 @@ public interface Backend extends AutoCloseable {
 
     /**
      * Fused multi-head attention over {@code batch} sequences: out_i = Σ_j softmax_j(scale·q_i·k_j)·v_j
-     * per head (j <= i when causal). q, k, v, out: [batch·t, heads·headDim], headDim <= 256;
-     * lse: [batch·heads, t] (out: each score row's log-sum-exp, which backward needs).
+     * per head over the keys j < keyLengths[s] of sequence s (j <= i too when causal); every query
+     * row, padded ones included, attends to those keys, as BERT's padding mask does.
+     * q, k, v, out: [batch·t, heads·headDim], headDim <= 256; keyLengths: batch entries in [1, t],
+     * or null for all t keys; lse: [batch·heads, t] (out: each score row's log-sum-exp, which backward needs).
      */
-    void attentionForward(long batch, int heads, float scale, boolean causal, Tensor q, Tensor k, Tensor v,
-                          Tensor out, Tensor lse);
+    void attentionForward(long batch, int heads, float scale, boolean causal, int[] keyLengths, Tensor q, Tensor k,
+                          Tensor v, Tensor out, Tensor lse);
 
-    /** dq, dk, dv (overwritten) from dout; the other tensors as {@link #attentionForward}, out and lse its outputs. */
-    void attentionBackward(long batch, int heads, float scale, boolean causal, Tensor q, Tensor k, Tensor v,
-                           Tensor out, Tensor lse, Tensor dout, Tensor dq, Tensor dk, Tensor dv);
+    /**
+     * dq, dk, dv (overwritten; dk and dv rows of masked keys are 0) from dout; the other arguments as
+     * {@link #attentionForward}, out and lse its outputs.
+     */
+    void attentionBackward(long batch, int heads, float scale, boolean causal, int[] keyLengths, Tensor q, Tensor k,
+                           Tensor v, Tensor out, Tensor lse, Tensor dout, Tensor dq, Tensor dk, Tensor dv);
 
     /** y = (x − mean)·rstd·w + b per row. x, y: [t, d]; w, b: [d] (b may be null); mean, rstd: [t] (out). */
     void layerNormForward(float eps, Tensor x, Tensor w, Tensor b, Tensor y, Tensor mean, Tensor rstd);
@@ -288,6 +293,14 @@ public interface Backend extends AutoCloseable {
      */
     void hadamardBackward(float s, Tensor w1a, Tensor w1b, Tensor w2a, Tensor w2b, Tensor gw, Tensor ws,
                           Tensor dw1a, Tensor dw1b, Tensor dw2a, Tensor dw2b, boolean accumulate);
+
+    // ---- token embeddings (embedding.cpp) ----
+
+    /** out: [n, d] (overwritten) = the rows ids[i] of table: [vocab, d]; ids: I32 with n elements, each in [0, vocab). */
+    void embeddingForward(Tensor ids, Tensor table, Tensor out);
+
+    /** dtable: [vocab, d] += row i of g: [n, d] at row ids[i] for every i (a repeated id's rows add up, in order). */
+    void embeddingBackward(Tensor ids, Tensor g, Tensor dtable);
 
     @Override
     void close();

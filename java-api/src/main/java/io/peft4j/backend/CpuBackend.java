@@ -633,27 +633,48 @@ public final class CpuBackend implements Backend {
         if (!Float.isFinite(scale)) throw new IllegalArgumentException("attention scale must be finite, got " + scale);
     }
 
-    @Override
-    public void attentionForward(long batch, int heads, float scale, boolean causal, Tensor q, Tensor k, Tensor v,
-                                 Tensor out, Tensor lse) {
-        attentionShapes(batch, heads, q, k, v, out, lse);
-        finiteScale(scale);
-        check("p4j_attention_forward", Peft4j.p4j_attention_forward(ctx(), batch, q.dim(0) / batch, heads, q.dim(1) / heads,
-                scale, causal ? 1 : 0, q.segment(), k.segment(), v.segment(), out.segment(), lse.segment()));
+    /** keyLengths (may be null): one entry per sequence, each in [1, t]. */
+    private static void keyLengths(int[] keyLengths, long batch, long t) {
+        if (keyLengths == null) return;
+        if (keyLengths.length != batch) {
+            throw new IllegalArgumentException("keyLengths has " + keyLengths.length + " entries for " + batch + " sequences");
+        }
+        for (int s = 0; s < keyLengths.length; s++) {
+            if (keyLengths[s] < 1 || keyLengths[s] > t) {
+                throw new IllegalArgumentException("keyLengths[" + s + "] = " + keyLengths[s] + " is outside [1, t = " + t + "]");
+            }
+        }
     }
 
     @Override
-    public void attentionBackward(long batch, int heads, float scale, boolean causal, Tensor q, Tensor k, Tensor v,
-                                  Tensor out, Tensor lse, Tensor dout, Tensor dq, Tensor dk, Tensor dv) {
+    public void attentionForward(long batch, int heads, float scale, boolean causal, int[] keyLengths, Tensor q, Tensor k,
+                                 Tensor v, Tensor out, Tensor lse) {
         attentionShapes(batch, heads, q, k, v, out, lse);
         finiteScale(scale);
+        keyLengths(keyLengths, batch, q.dim(0) / batch);
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment lengths = keyLengths == null ? MemorySegment.NULL : call.allocateFrom(ValueLayout.JAVA_INT, keyLengths);
+            check("p4j_attention_forward", Peft4j.p4j_attention_forward(ctx(), batch, q.dim(0) / batch, heads, q.dim(1) / heads,
+                    scale, causal ? 1 : 0, lengths, q.segment(), k.segment(), v.segment(), out.segment(), lse.segment()));
+        }
+    }
+
+    @Override
+    public void attentionBackward(long batch, int heads, float scale, boolean causal, int[] keyLengths, Tensor q, Tensor k,
+                                  Tensor v, Tensor out, Tensor lse, Tensor dout, Tensor dq, Tensor dk, Tensor dv) {
+        attentionShapes(batch, heads, q, k, v, out, lse);
+        finiteScale(scale);
+        keyLengths(keyLengths, batch, q.dim(0) / batch);
         shape("dout", dout, q.shape());
         shape("dq", dq, q.shape());
         shape("dk", dk, q.shape());
         shape("dv", dv, q.shape());
-        check("p4j_attention_backward", Peft4j.p4j_attention_backward(ctx(), batch, q.dim(0) / batch, heads, q.dim(1) / heads,
-                scale, causal ? 1 : 0, q.segment(), k.segment(), v.segment(), out.segment(), lse.segment(), dout.segment(),
-                dq.segment(), dk.segment(), dv.segment()));
+        try (Arena call = Arena.ofConfined()) {
+            MemorySegment lengths = keyLengths == null ? MemorySegment.NULL : call.allocateFrom(ValueLayout.JAVA_INT, keyLengths);
+            check("p4j_attention_backward", Peft4j.p4j_attention_backward(ctx(), batch, q.dim(0) / batch, heads, q.dim(1) / heads,
+                    scale, causal ? 1 : 0, lengths, q.segment(), k.segment(), v.segment(), out.segment(), lse.segment(),
+                    dout.segment(), dq.segment(), dk.segment(), dv.segment()));
+        }
     }
 
     @Override
@@ -821,6 +842,38 @@ public final class CpuBackend implements Backend {
             shape("w2b", w2b, r, dIn);
             return new HadamardDims(dOut, dIn, r);
         }
+    }
+
+    // ---- token embeddings (embedding.cpp) ----
+
+    /** Checks ids (I32, one per row of rows, each in [0, table rows)) and the F32 shapes. */
+    private static void embeddingShapes(Tensor ids, Tensor table, String tableName, Tensor rows, String rowsName) {
+        present("ids", ids);
+        if (ids.dtype() != DType.I32) throw new IllegalArgumentException("ids " + ids.describe() + " must be I32");
+        matrix(tableName, table);
+        shape(rowsName, rows, ids.numel(), table.dim(1));
+        MemorySegment seg = ids.segment();
+        long vocab = table.dim(0);
+        for (long i = 0; i < ids.numel(); i++) {
+            int id = seg.getAtIndex(ValueLayout.JAVA_INT, i);
+            if (id < 0 || id >= vocab) {
+                throw new IllegalArgumentException("ids[" + i + "] = " + id + " is outside the embedding table's [0, " + vocab + ")");
+            }
+        }
+    }
+
+    @Override
+    public void embeddingForward(Tensor ids, Tensor table, Tensor out) {
+        embeddingShapes(ids, table, "table", out, "out");
+        check("p4j_embedding_forward", Peft4j.p4j_embedding_forward(ctx(), ids.numel(), table.dim(0), table.dim(1), ids.segment(),
+                table.segment(), out.segment()));
+    }
+
+    @Override
+    public void embeddingBackward(Tensor ids, Tensor g, Tensor dtable) {
+        embeddingShapes(ids, dtable, "dtable", g, "g");
+        check("p4j_embedding_backward", Peft4j.p4j_embedding_backward(ctx(), ids.numel(), dtable.dim(0), dtable.dim(1), ids.segment(),
+                g.segment(), dtable.segment()));
     }
 
     /** The shared backend lives as long as the process; others free their context. */

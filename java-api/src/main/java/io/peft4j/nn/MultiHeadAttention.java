@@ -60,7 +60,7 @@ public final class MultiHeadAttention extends Module {
         vOut = v.forward(ctx, x);
         attnOut = ctx.allocate(x.shape());
         lse = ctx.allocate(b * heads, sequenceLength);
-        ctx.backend().attentionForward(b, heads, scale, causal, qOut, kOut, vOut, attnOut, lse);
+        ctx.backend().attentionForward(b, heads, scale, causal, null, qOut, kOut, vOut, attnOut, lse);
         return o.forward(ctx, attnOut);
     }
 
@@ -72,7 +72,7 @@ public final class MultiHeadAttention extends Module {
         Tensor dk = ctx.allocate(kOut.shape());
         Tensor dv = ctx.allocate(vOut.shape());
         long b = qOut.dim(0) / lse.dim(1);
-        ctx.backend().attentionBackward(b, heads, scale, causal, qOut, kOut, vOut, attnOut, lse, dAttn, dq, dk, dv);
+        ctx.backend().attentionBackward(b, heads, scale, causal, null, qOut, kOut, vOut, attnOut, lse, dAttn, dq, dk, dv);
         Tensor dx = q.backward(ctx, dq, needInputGrad);
         Tensor dxk = k.backward(ctx, dk, needInputGrad);
         Tensor dxv = v.backward(ctx, dv, needInputGrad);

@@ -262,6 +262,8 @@ class NativeAbiTest {
         "p4j_kron ctx a1=2 a2=2 b1=2 b2=2 s~0.5 @a @b @out accumulate|0",
         "p4j_hadamard_rebuild ctx d_out=3 d_in=4 r=2 s~0.5 @w1a @w1b @w2a @w2b @dw",
         "p4j_hadamard_backward ctx d_out=3 d_in=4 r=2 s~0.5 @w1a @w1b @w2a @w2b @gw ws_rows^1 @ws @dw1a @dw1b @dw2a @dw2b accumulate|0",
+        "p4j_embedding_forward ctx n=3 vocab=4 d=2 #ids @table @out",
+        "p4j_embedding_backward ctx n=3 vocab=4 d=2 #ids @g @d_table",
     };
 
     static List<Arguments> everyArgument() {

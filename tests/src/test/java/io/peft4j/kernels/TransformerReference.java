@@ -11,17 +11,19 @@ public final class TransformerReference {
     private TransformerReference() {}
 
     /**
-     * Attention of b sequences of t tokens, heads·dh features per row (head h in columns h·dh..).
-     * Returns {out, lse}; lse: [b, heads, t].
+     * Attention of b sequences of t tokens, heads·dh features per row (head h in columns h·dh..);
+     * row i of sequence s attends to the keys j < keyLengths[s] (all t when keyLengths is null),
+     * and j <= i too when causal. Returns {out, lse}; lse: [b, heads, t].
      */
-    public static double[][] attention(int b, int t, int heads, int dh, double scale, boolean causal, double[] q, double[] k, double[] v) {
+    public static double[][] attention(int b, int t, int heads, int dh, double scale, boolean causal, int[] keyLengths, double[] q,
+                                       double[] k, double[] v) {
         int ld = heads * dh;
         double[] out = new double[b * t * ld];
         double[] lse = new double[b * heads * t];
         for (int s = 0; s < b; s++) {
             for (int h = 0; h < heads; h++) {
                 for (int i = 0; i < t; i++) {
-                    int keys = causal ? i + 1 : t;
+                    int keys = keys(t, causal, keyLengths, s, i);
                     double[] sc = new double[keys];
                     double m = Double.NEGATIVE_INFINITY;
                     for (int j = 0; j < keys; j++) {
@@ -44,15 +46,21 @@ public final class TransformerReference {
         return new double[][] {out, lse};
     }
 
+    /** Keys row i of sequence s attends to: j < keys(...). */
+    static int keys(int t, boolean causal, int[] keyLengths, int s, int i) {
+        int len = keyLengths == null ? t : keyLengths[s];
+        return causal ? Math.min(i + 1, len) : len;
+    }
+
     /** {dq, dk, dv} of Σ dout ⊙ attention(q, k, v). */
-    public static double[][] attentionBackward(int b, int t, int heads, int dh, double scale, boolean causal, double[] q, double[] k,
-                                               double[] v, double[] dout) {
+    public static double[][] attentionBackward(int b, int t, int heads, int dh, double scale, boolean causal, int[] keyLengths,
+                                               double[] q, double[] k, double[] v, double[] dout) {
         int ld = heads * dh;
         double[] dq = new double[q.length], dk = new double[k.length], dv = new double[v.length];
         for (int s = 0; s < b; s++) {
             for (int h = 0; h < heads; h++) {
                 for (int i = 0; i < t; i++) {
-                    int keys = causal ? i + 1 : t;
+                    int keys = keys(t, causal, keyLengths, s, i);
                     double[] p = new double[keys];
                     double m = Double.NEGATIVE_INFINITY, sum = 0;
                     for (int j = 0; j < keys; j++) {
@@ -151,7 +159,7 @@ public final class TransformerReference {
         double[] k = linear(n1, n, width, width, p.get("attn.k.weight"), p.get("attn.k.bias"));
         double[] v = linear(n1, n, width, width, p.get("attn.v.weight"), p.get("attn.v.bias"));
         int dh = width / heads;
-        double[] a = attention(b, t, heads, dh, 1 / Math.sqrt(dh), false, q, k, v)[0];
+        double[] a = attention(b, t, heads, dh, 1 / Math.sqrt(dh), false, null, q, k, v)[0];
         double[] o = linear(a, n, width, width, p.get("attn.o.weight"), p.get("attn.o.bias"));
         double[] h = new double[n * width];
         for (int i = 0; i < h.length; i++) h[i] = x[i] + o[i];
