@@ -182,7 +182,9 @@ public final class BertOnnx {
      * target shape is a constant or a Concat ending in two constants.
      */
     private static int heads(OnnxModel model, String linear, long hidden) {
-        String out = linearOutput(model, linear).outputs().get(0);
+        OnnxNode add = linearOutput(model, linear);
+        if (add.outputs().isEmpty()) throw new OnnxFormatException(model.source() + ": " + add + " has no output");
+        String out = add.outputs().get(0);
         for (OnnxNode n : model.consumers(out)) {
             if (!n.opType().equals("Reshape") || n.inputs().size() < 2 || !n.inputs().get(0).equals(out)) continue;
             long[] shape = shapeValues(model, n.inputs().get(1));
@@ -227,7 +229,7 @@ public final class BertOnnx {
             if (n.opType().equals("Mul")) {
                 OnnxNode div = producerOfOther(model, n, weight, "Div");
                 OnnxNode sqrt = div == null || div.inputs().size() < 2 ? null : model.producer(div.inputs().get(1));
-                OnnxNode add = sqrt == null || !sqrt.opType().equals("Sqrt") ? null : model.producer(sqrt.inputs().get(0));
+                OnnxNode add = sqrt == null || !sqrt.opType().equals("Sqrt") || sqrt.inputs().isEmpty() ? null : model.producer(sqrt.inputs().get(0));
                 if (add != null && add.opType().equals("Add")) {
                     for (String in : add.inputs()) {
                         OnnxTensor c = model.constant(in);
