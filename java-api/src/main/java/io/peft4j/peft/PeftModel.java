@@ -183,17 +183,14 @@ public final class PeftModel extends Module {
         }
         List<Linear> targets = new ArrayList<>();
         base.namedModules().forEach((path, m) -> {
-            if (m instanceof Linear l && !path.isEmpty() && config.targetModules().matches(path)) targets.add(l);
+            // As PEFT: a module in modules_to_save is trained whole, never also adapted (so all-linear skips a classifier head).
+            boolean saved = modulesToSave.get(name).keySet().stream().anyMatch(p -> path.equals(p) || path.startsWith(p + "."));
+            if (m instanceof Linear l && !path.isEmpty() && !saved && config.targetModules().matches(path)) targets.add(l);
         });
         if (targets.isEmpty()) {
             List<String> linears = base.namedModules().entrySet().stream().filter(e -> e.getValue() instanceof Linear).map(Map.Entry::getKey).toList();
             throw new IllegalArgumentException("target_modules " + config.targetModules().toJson()
                     + " matches no Linear layer; the model's Linear layers are " + linears);
-        }
-        for (Linear l : targets) {
-            if (modulesToSave.get(name).keySet().stream().anyMatch(p -> l.path().equals(p) || l.path().startsWith(p + "."))) {
-                throw new IllegalArgumentException("layer '" + l.path() + "' is both adapted (target_modules) and fully trained (modules_to_save)");
-            }
         }
         List<Adapter> created = config.createAll(targets, name, backend, seed);
         for (int i = 0; i < targets.size(); i++) targets.get(i).addAdapter(created.get(i));

@@ -108,6 +108,15 @@ class ModulesToSaveTest {
         assertThrowsNaming(IllegalArgumentException.class, () -> PeftModel.load(TestSupport.mlp(1), dir), "modules_to_save must be null or a list");
     }
 
+    /** As PEFT's inject_adapter: a module in modules_to_save is skipped by target matching (all-linear leaves the head whole). */
+    @Test
+    void allLinearLeavesTheSavedHeadUnadapted() {
+        PeftModel pm = PeftModel.wrap(TestSupport.mlp(1), LoraConfig.builder().r(2).targetModules(TargetModules.allLinear()).build(),
+                backend(), 2, List.of("fc3"));
+        assertEquals(Set.of("fc1", "fc2"), pm.adaptedLayers(PeftModel.DEFAULT_ADAPTER).keySet());
+        assertTrue(trainableNames(pm).containsAll(Set.of("fc3.weight", "fc3.bias")));
+    }
+
     @Test
     void badNamesAreRefused() {
         assertThrowsNaming(IllegalArgumentException.class,
@@ -115,7 +124,7 @@ class ModulesToSaveTest {
                 "modules_to_save 'classifier' names no module", "fc3");
         assertThrowsNaming(IllegalArgumentException.class,
                 () -> PeftModel.wrap(TestSupport.mlp(1), loraOnFc1(), backend(), 2, List.of("fc1")),
-                "'fc1' is both adapted", "modules_to_save");
+                "target_modules [fc1] matches no Linear layer");
         Module mlp = TestSupport.mlp(1);
         PeftModel pm = PeftModel.wrap(mlp, loraOnFc1(), backend(), 2, List.of("fc3"));
         assertThrowsNaming(IllegalArgumentException.class,
