@@ -116,20 +116,17 @@ public final class BertOnnx {
         m.put("embeddings.LayerNorm.bias", new long[] {c.hidden()});
         for (int l = 0; l < c.layers(); l++) {
             String p = "encoder.layer." + l + ".";
-            for (String lin : List.of("attention.self.query", "attention.self.key", "attention.self.value", "attention.output.dense")) {
-                m.put(p + lin + ".weight", new long[] {c.hidden(), c.hidden()});
-                m.put(p + lin + ".bias", new long[] {c.hidden()});
-                if (lin.equals("attention.output.dense")) {
-                    m.put(p + "attention.output.LayerNorm.weight", new long[] {c.hidden()});
-                    m.put(p + "attention.output.LayerNorm.bias", new long[] {c.hidden()});
+            for (String lin : LINEARS) {
+                long out = lin.equals("intermediate.dense") ? c.intermediate() : c.hidden();
+                long in = lin.equals("output.dense") ? c.intermediate() : c.hidden();
+                m.put(p + lin + ".weight", new long[] {out, in});
+                m.put(p + lin + ".bias", new long[] {out});
+                if (lin.endsWith("output.dense")) {   // each output projection is followed by its LayerNorm
+                    String ln = p + lin.replace("dense", "LayerNorm");
+                    m.put(ln + ".weight", new long[] {c.hidden()});
+                    m.put(ln + ".bias", new long[] {c.hidden()});
                 }
             }
-            m.put(p + "intermediate.dense.weight", new long[] {c.intermediate(), c.hidden()});
-            m.put(p + "intermediate.dense.bias", new long[] {c.intermediate()});
-            m.put(p + "output.dense.weight", new long[] {c.hidden(), c.intermediate()});
-            m.put(p + "output.dense.bias", new long[] {c.hidden()});
-            m.put(p + "output.LayerNorm.weight", new long[] {c.hidden()});
-            m.put(p + "output.LayerNorm.bias", new long[] {c.hidden()});
         }
         return m;
     }

@@ -37,6 +37,18 @@ public record OnnxAttribute(String name, Kind kind, float f, long i, byte[] s, O
         }
     }
 
+    /** The STRING value (a copy). */
+    @Override
+    public byte[] s() { return s == null ? null : s.clone(); }
+
+    /** The FLOATS value (a copy). */
+    @Override
+    public float[] floats() { return floats.clone(); }
+
+    /** The INTS value (a copy). */
+    @Override
+    public long[] ints() { return ints.clone(); }
+
     /** The STRING value decoded as UTF-8. */
     public String string() {
         return s == null ? null : new String(s, StandardCharsets.UTF_8);

@@ -296,11 +296,14 @@ final class OnnxReader {
             throw error(what + ": " + (typedCount == 0 ? "no raw_data and no " + typedField + ", but " : typedField
                     + " holds " + typedCount + " values but ") + need + numel + " values");
         }
-        return new OnnxTensor(name, type, shape, numel, raw, raw == null && type == OnnxDataType.FLOAT ? floatData.toArray() : null,
-                raw == null && type == OnnxDataType.DOUBLE ? doubleData.toArray() : null,
-                raw != null ? null : typedField.equals("int32_data") ? int32Data.toArray()
-                        : typedField.equals("int64_data") ? int64Data.toArray()
-                        : typedField.equals("uint64_data") ? uint64Data.toArray() : null);
+        if (raw != null) return new OnnxTensor(name, type, shape, numel, raw, null, null, null);
+        return switch (typedField) {
+            case "float_data" -> new OnnxTensor(name, type, shape, numel, null, floatData.toArray(), null, null);
+            case "double_data" -> new OnnxTensor(name, type, shape, numel, null, null, doubleData.toArray(), null);
+            case "int64_data" -> new OnnxTensor(name, type, shape, numel, null, null, null, int64Data.toArray());
+            case "uint64_data" -> new OnnxTensor(name, type, shape, numel, null, null, null, uint64Data.toArray());
+            default -> new OnnxTensor(name, type, shape, numel, null, null, null, int32Data.toArray());
+        };
     }
 
     /** StringStringEntryProto of external_data: the value of key "location", else null. */
@@ -427,8 +430,12 @@ final class OnnxReader {
         int wt = WireFormat.getTagWireType(tag);
         if (wt == WireFormat.WIRETYPE_LENGTH_DELIMITED) {   // check the length ourselves for a clear message
             in.skipRawBytes((int) length("field number " + WireFormat.getTagFieldNumber(tag)));
-        } else if (!in.skipField(tag)) {
-            throw error("unexpected end-group tag for field number " + WireFormat.getTagFieldNumber(tag));
+        } else if (wt == WireFormat.WIRETYPE_START_GROUP || wt == WireFormat.WIRETYPE_END_GROUP) {
+            // ONNX never uses groups; refusing them also keeps nesting out of a hostile file.
+            throw error("field number " + WireFormat.getTagFieldNumber(tag) + " has the group wire type " + wt
+                    + ", which ONNX does not use (corrupt file)");
+        } else {
+            in.skipField(tag);
         }
     }
 
@@ -446,7 +453,9 @@ final class OnnxReader {
         List<String> where = new ArrayList<>(path);
         java.util.Collections.reverse(where);
         String at = where.isEmpty() ? "" : String.join(" > ", where) + ": ";
-        return new OnnxFormatException(source + ": " + at + what, cause);
+        // Broken before any message was entered: most likely not an ONNX file at all.
+        String hint = where.isEmpty() && !what.contains("ONNX file") ? " (is this an ONNX file?)" : "";
+        return new OnnxFormatException(source + ": " + at + what + hint, cause);
     }
 
     /** Protobuf's messages, on one line and in this reader's words where they are unclear. */

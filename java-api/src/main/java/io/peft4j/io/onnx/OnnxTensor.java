@@ -80,10 +80,10 @@ public final class OnnxTensor {
     /** Element {@code index} (row-major) as a long; for the integer and BOOL tensors (UINT64 above 2^63 wraps). */
     public long longAt(long index) {
         checkIndex(index);
-        if (raw == null) {
-            if (longs == null) throw new OnnxFormatException("tensor '" + name + "' is " + dataType + ", not an integer tensor");
-            return longs[(int) index];
+        if (dataType.isFloatingPoint()) {
+            throw new OnnxFormatException("tensor '" + name + "' is " + dataType + ", not an integer tensor");
         }
+        if (raw == null) return longs[(int) index];
         long at = index * dataType.byteSize();
         return switch (dataType) {
             case INT8 -> raw.get(ValueLayout.JAVA_BYTE, at);
@@ -92,8 +92,7 @@ public final class OnnxTensor {
             case UINT16 -> Short.toUnsignedLong(raw.get(I16_LE, at));
             case INT32 -> raw.get(I32_LE, at);
             case UINT32 -> Integer.toUnsignedLong(raw.get(I32_LE, at));
-            case INT64, UINT64 -> raw.get(I64_LE, at);
-            default -> throw new OnnxFormatException("tensor '" + name + "' is " + dataType + ", not an integer tensor");
+            default -> raw.get(I64_LE, at);   // INT64, UINT64
         };
     }
 

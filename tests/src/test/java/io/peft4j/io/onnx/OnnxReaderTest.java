@@ -82,6 +82,7 @@ class OnnxReaderTest {
         assertEquals(0, m.initializer("empty").numel());
         assertThrows(OnnxFormatException.class, () -> m.initializer("i64").floatAt(0));
         assertThrows(OnnxFormatException.class, () -> m.initializer("f64").longAt(0));
+        assertThrows(OnnxFormatException.class, () -> m.initializer("f16").longAt(0));   // int32_data holds its bits, not integers
         assertThrows(IndexOutOfBoundsException.class, () -> m.initializer("i8").longAt(2));
         String missing = assertThrows(OnnxFormatException.class, () -> m.initializer("nope")).getMessage();
         assertTrue(missing.contains("no initializer 'nope'"), missing);
@@ -172,6 +173,9 @@ class OnnxReaderTest {
         assertMessage(failure(new byte[] {0x00, 0x01}), "invalid field tag");
         assertMessage(failure(new byte[] {0x0F, 0x01}), "wire type");
         assertMessage(failure(new Msg().varint(1, 8).build()), "the model has no graph");
+        byte[] groups = new byte[100_000];
+        java.util.Arrays.fill(groups, (byte) 0x7B);   // field 15, start-group, nested 100000 deep
+        assertMessage(failure(groups), "field number 15 has the group wire type 3, which ONNX does not use");
         assertThrows(OnnxFormatException.class, () -> parse(new byte[0]));
         // A graph field of the wrong wire type, an initializer whose name is not UTF-8, a node without op_type.
         assertMessage(failure(new Msg().varint(7, 3).build()), "field graph (number 7) has wire type 0, expected 2");
