@@ -60,6 +60,14 @@ import java.util.Set;
  * JDK's Unicode tables (Unicode 16 in Java 25); Hugging Face's Rust code uses older tables for some
  * classes, so characters assigned in recent Unicode versions may be treated differently.
  *
+ * <pre>{@code
+ * BertTokenizer tok = BertTokenizer.fromJson(Path.of("tokenizer.json"));
+ * int[] ids = tok.encode("Hello, world!", 128);          // [101, 7592, 1010, 2088, 999, 102]
+ * try (ProgressBars.Bar bar = ProgressBars.epoch("tokenizing", texts.size(), true)) {
+ *     BertTokenizer.Batch batch = tok.encodeBatch(texts, 128, bar);
+ * }
+ * }</pre>
+ *
  * <p>Instances are immutable and thread-safe.
  */
 public final class BertTokenizer {
@@ -197,13 +205,16 @@ public final class BertTokenizer {
         Map<String, Integer> vocab = new HashMap<>();
         try (BufferedReader r = new BufferedReader(new InputStreamReader(Files.newInputStream(vocabTxt), StandardCharsets.UTF_8))) {
             String line;
-            while ((line = r.readLine()) != null) {
+            for (int id = 0; (line = r.readLine()) != null; id++) {
                 String token = line.strip();
-                if (!token.isEmpty()) {
-                    vocab.putIfAbsent(token, vocab.size());
-                } else {
-                    throw new IllegalArgumentException("vocabulary " + vocabTxt + " has an empty line " + (vocab.size() + 1)
+                if (token.isEmpty()) {
+                    throw new IllegalArgumentException("vocabulary " + vocabTxt + " has an empty line " + (id + 1)
                             + " (one token per line, the line number is its id)");
+                }
+                Integer before = vocab.putIfAbsent(token, id);
+                if (before != null) {
+                    throw new IllegalArgumentException("vocabulary " + vocabTxt + " has '" + token + "' on lines "
+                            + (before + 1) + " and " + (id + 1));
                 }
             }
         } catch (IOException e) {
@@ -229,6 +240,7 @@ public final class BertTokenizer {
         BertTokenizer read() {
             JsonNode model = object(root, "model", true);
             requireType(model, "model", "WordPiece");
+            knownKeys(model, "model", "type", "unk_token", "continuing_subword_prefix", "max_input_chars_per_word", "vocab");
             String unk = text(model, "model", "unk_token", "[UNK]");
             String prefix = text(model, "model", "continuing_subword_prefix", "##");
             int maxChars = integer(model, "model", "max_input_chars_per_word", 100);
@@ -248,6 +260,7 @@ public final class BertTokenizer {
 
             JsonNode pre = object(root, "pre_tokenizer", true);
             requireType(pre, "pre_tokenizer", "BertPreTokenizer");
+            knownKeys(pre, "pre_tokenizer", "type");
 
             Map<String, Integer> added = addedTokens(vocab);
             String[] clsSep = postProcessor(vocab, added);

@@ -50,9 +50,9 @@ class FortunesTest {
         assumeInstalled();
         Fortunes f = Fortunes.load();
         assertEquals(List.of("computers", "science", "literature", "food", "love", "sports", "riddles"), f.categories());
-        // counted independently by a Python script applying the documented rules (/tmp/fort.py in the
-        // report): %-separated, backspaces applied, white space collapsed, duplicates dropped,
-        // FNV-1a-32 of the UTF-8 text mod 5 == 0 -> test
+        // counted independently by a short Python script applying the documented rules: %-separated,
+        // backspaces applied, white space collapsed, duplicates dropped, FNV-1a-32 of the UTF-8 text
+        // mod 5 == 0 -> test
         assertArrayEquals(new int[] {858, 479, 223, 159, 116, 119, 102}, Fortunes.countsPerLabel(f.train()));
         assertArrayEquals(new int[] {193, 146, 39, 39, 34, 28, 26}, Fortunes.countsPerLabel(f.test()));
         assertEquals(2056, f.train().size());

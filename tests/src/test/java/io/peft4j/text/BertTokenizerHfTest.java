@@ -206,6 +206,7 @@ class BertTokenizerHfTest {
         assertEquals(100, ours.unkId());
         assertEquals(30522, ours.vocabSize());
         assertEquals(128, ours.maxLength(), "the file's truncation.max_length");
+        assertArrayEquals(new int[] {101, 7592, 1010, 2088, 999, 102}, ours.encode("Hello, world!", 128), "the example in BertTokenizer's javadoc");
         assertEquals(List.of(hfFull.encode("Hello, world! Tokenization.").getTokens()), ours.tokens("Hello, world! Tokenization."));
     }
 }

@@ -261,6 +261,15 @@ class BertTokenizerTest {
         Path blank = dir.resolve("blank.txt");
         Files.write(blank, List.of("[PAD]", "", "[UNK]"));
         assertThrowsNaming(IllegalArgumentException.class, () -> BertTokenizer.fromVocab(blank, true), "empty line 2");
+        Path twice = dir.resolve("twice.txt");
+        Files.write(twice, List.of("[PAD]", "[UNK]", "a", "[CLS]", "a", "[SEP]"));
+        assertThrowsNaming(IllegalArgumentException.class, () -> BertTokenizer.fromVocab(twice, true), "'a' on lines 3 and 5");
+        Path ok = dir.resolve("ok.txt");
+        Files.write(ok, List.of("[PAD]", "[UNK]", "a", "[CLS]", "##b", "[SEP]"));
+        BertTokenizer t = BertTokenizer.fromVocab(ok, true);
+        assertArrayEquals(new int[] {3, 2, 4, 5}, t.encode("AB", 8), "ids are line numbers from 0");
+        assertEquals(0, t.padId());
+        assertEquals(1, t.unkId());
         assertThrows(NoSuchFileException.class, () -> BertTokenizer.fromVocab(dir.resolve("missing.txt"), true));
     }
 
@@ -277,6 +286,7 @@ class BertTokenizerTest {
         refused(r -> ((ObjectNode) r.get("model")).remove("vocab"), "has no model.vocab");
         refused(r -> r.remove("model"), "has no model");
         refused(r -> ((ObjectNode) r.get("model")).put("type", "BPE"), "model.type 'BPE' is not supported");
+        refused(r -> ((ObjectNode) r.get("model")).put("dropout", 0.1), "model.dropout is not supported");
         refused(r -> ((ObjectNode) r.get("model")).put("unk_token", "<unk>"), "model.unk_token '<unk>'", "not in the vocabulary");
         refused(r -> ((ObjectNode) r.get("model")).put("max_input_chars_per_word", 0), "max_input_chars_per_word");
         refused(r -> ((ObjectNode) r.get("model").get("vocab")).put("x", 1000), "model.vocab id of 'x' is 1000");
