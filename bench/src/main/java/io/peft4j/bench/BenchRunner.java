@@ -406,6 +406,7 @@ public final class BenchRunner {
         Figure rowNorms = Figure.MISSING;
         Map<String, Figure> attention = new java.util.TreeMap<>();
         Figure layerNorm = Figure.MISSING;
+        Figure embedding = Figure.MISSING, bertForward = Figure.MISSING;
         Map<String, Figure> kron = new java.util.HashMap<>();   // KronBench method -> ms per call
         Map<String, Figure> miniLm = new java.util.HashMap<>();   // MiniLmBench method -> ms per batch
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
@@ -451,6 +452,9 @@ public final class BenchRunner {
                 }
                 case "TransformerBench.layerNormFwdBwd" -> layerNorm = Figure.rate(p,
                         TransformerBench.LN_BYTES_PER_ELEMENT * TransformerBench.LN_T * TransformerBench.LN_D);
+                case "BertBench.embeddingFwdBwd" -> embedding = Figure.rate(p,
+                        BertBench.EMBEDDING_BYTES_PER_ELEMENT * BertBench.B * BertBench.T * BertBench.CONFIG.hidden());
+                case "BertBench.encoderForward" -> bertForward = Figure.rate(p, BertBench.encoderFlops());
                 case "KronBench.kronaAdapter", "KronBench.kronaFwdBwd", "KronBench.kronaMaterialized", "KronBench.lohaFwdBwd",
                      "KronBench.lohaRebuild", "KronBench.lokrFwdBwd", "KronBench.lokrRebuild" ->
                         kron.put(shortName.substring("KronBench.".length()), Figure.millis(p));
@@ -575,6 +579,14 @@ public final class BenchRunner {
         if (layerNorm.present()) {
             rows.add(new Row("LayerNorm fwd+bwd, 65536 x 64 (28 B/elem)", layerNorm, "GB/s", copyC, ratio(layerNorm, copy), "")
                     .withLoad(load.get("TransformerBench.layerNormFwdBwd")));
+        }
+        if (embedding.present()) {
+            rows.add(new Row("token embedding lookup fwd+bwd, " + BertBench.B * BertBench.T + " ids of a 30522 x 384 table (20 B/elem)",
+                    embedding, "GB/s", copyC, ratio(embedding, copy), "").withLoad(load.get("BertBench.embeddingFwdBwd")));
+        }
+        if (bertForward.present()) {
+            rows.add(new Row("BERT encoder forward (all-MiniLM-L6-v2 sizes), " + BertBench.B + " x " + BertBench.T + " tokens, mean pool + L2",
+                    bertForward, "GFLOP/s", sgemmC, ratio(bertForward, sgemm), "").withLoad(load.get("BertBench.encoderForward")));
         }
         return new Table(rows);
     }

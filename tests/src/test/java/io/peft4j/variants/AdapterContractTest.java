@@ -137,7 +137,11 @@ class AdapterContractTest {
                 lora("LoRA r=8 alpha=16, ViT, [attn.q, attn.k]", 8, 16, false, 0f, "kaiming",
                         VitModels::contractModel, TargetModules.names("attn.q", "attn.k")),
                 lora("LoRA r=3 alpha=5, ViT, regex on q, k, v, o and mlp.fc1", 3, 5, false, 0f, "gaussian",
-                        VitModels::contractModel, TargetModules.regex("vit\\.blocks\\.\\d+\\.(attn\\.[qkvo]|mlp\\.fc1)"))),
+                        VitModels::contractModel, TargetModules.regex("vit\\.blocks\\.\\d+\\.(attn\\.[qkvo]|mlp\\.fc1)")),
+                lora("LoRA r=8 alpha=16, BERT, [query, value]", 8, 16, false, 0f, "kaiming",
+                        BertModels::contractModel, TargetModules.names("query", "value")),
+                lora("LoRA r=3 alpha=5, BERT, regex on attention.self.(query|value) and intermediate.dense", 3, 5, false, 0f, "gaussian",
+                        BertModels::contractModel, TargetModules.regex("bert\\.encoder\\.layer\\.\\d+\\.(attention\\.self\\.(query|value)|intermediate\\.dense)"))),
                 io.peft4j.variants.krona.KronaCases.rows(), io.peft4j.variants.loha.LohaCases.rows(),
                 io.peft4j.variants.lokr.LokrCases.rows(),
                 // Methods that rewrite the layer's input or output, and QLoRA's quantized base.
