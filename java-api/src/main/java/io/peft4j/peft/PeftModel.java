@@ -227,8 +227,9 @@ public final class PeftModel extends Module {
     /** Every parameter of the given modules (their subtrees), by its key in adapter_model.safetensors. */
     private static Map<String, Parameter> savedModuleParameters(Map<String, Module> modules) {
         Map<String, Parameter> out = new LinkedHashMap<>();
-        modules.forEach((path, root) -> root.namedModules().forEach((sub, m) ->
-                m.localParameters().forEach((n, p) -> out.put(KEY_PREFIX + (sub.isEmpty() ? path : sub) + "." + n, p))));
+        // namedModules() keys are full paths from the wrapped model's root ("classifier", "head.fc")
+        modules.values().forEach(root -> root.namedModules().forEach((path, m) ->
+                m.localParameters().forEach((n, p) -> out.put(KEY_PREFIX + path + "." + n, p))));
         return out;
     }
 

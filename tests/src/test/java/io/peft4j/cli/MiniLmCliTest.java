@@ -98,6 +98,13 @@ class MiniLmCliTest {
         Cli.Run otherSeed = Cli.run(args("eval", "--adapter", tmp.resolve("lora").toString(), "--seed", "3"));
         assertEquals(2, otherSeed.code());
         assertTrue(otherSeed.err().contains("run with --model minilm --seed 0"), otherSeed.err());
+
+        // --resume rebuilds the base and the 42-text subset from run.json and trains one more epoch.
+        Cli.Run resumed = Cli.run("train", "--resume", tmp.resolve("lora").toString(), "--epochs", "2", "--no-progress",
+                "--cache", tmp.resolve("cache").toString());
+        assertEquals(0, resumed.code(), resumed.out() + resumed.err());
+        assertTrue(resumed.out().contains("epoch 2: train loss"), resumed.out());
+        accuracy(resumed);
     }
 
     @Test

@@ -62,6 +62,7 @@ final class MiniLmBase {
         if (base != null) origin.put("file", base.toString());
         origin.put("sizes", sizes(l.model().config()));
         origin.put("seed", Long.toString(seed));
+        origin.put("limit", "0");   // the base does not depend on --limit (which only subsets the fortunes); resume reads it
         w.useText(texts(w, l.tokenizer()));
         w.out.println("base model: " + (base == null ? "all-MiniLM-L6-v2 (bundled)" : base) + ", " + origin.get("sizes")
                 + ", classifier head [" + Fortunes.CATEGORIES.size() + ", " + l.model().config().hidden() + "] from seed " + seed);
