@@ -409,6 +409,7 @@ public final class BenchRunner {
         Figure layerNorm = Figure.MISSING;
         Figure embedding = Figure.MISSING, bertForward = Figure.MISSING;
         Map<String, Figure> kron = new java.util.HashMap<>();   // KronBench method -> ms per call
+        Map<String, Figure> miniLm = new java.util.HashMap<>();   // MiniLmBench method -> ms per batch
         Map<String, String> load = new java.util.HashMap<>(); // short benchmark label -> load1 at its end
         double T = LowRankBench.T, DI = LowRankBench.D_IN, DO = LowRankBench.D_OUT;
         for (RunResult rr : results) {
@@ -459,6 +460,7 @@ public final class BenchRunner {
                 case "KronBench.kronaAdapter", "KronBench.kronaFwdBwd", "KronBench.kronaMaterialized", "KronBench.lohaFwdBwd",
                      "KronBench.lohaRebuild", "KronBench.lokrFwdBwd", "KronBench.lokrRebuild" ->
                         kron.put(shortName.substring("KronBench.".length()), Figure.millis(p));
+                case "MiniLmBench.peft4jForward", "MiniLmBench.ortForward" -> miniLm.put(shortName.substring("MiniLmBench.".length()), Figure.millis(p));
                 default -> System.err.println("note: no table row for " + name);
             }
         }
@@ -549,6 +551,7 @@ public final class BenchRunner {
                     .withLoad(load.get("ScalingBench.rowNorms")));
         }
         rows.addAll(KronBench.rows(kron, baseMs, fma, load));
+        rows.addAll(MiniLmBench.rows(miniLm, load));
         if (adamw.present()) {
             double q = ratio(adamw, copy);
             rows.add(new Row("AdamW step, 16M floats (7x4 B/elem)", adamw, "GB/s", copyC, q, atLeast(0.70, q)).withLoad(load.get("AdamwBench.adamw")));

@@ -41,6 +41,8 @@ public final class PeftModel extends Module {
     public static final String KEY_PREFIX = "base_model.model.";
     /** PEFT's prefix of model-level tensors shared by every layer (VeRA's base_model.vera_A). */
     public static final String SHARED_KEY_PREFIX = "base_model.";
+    /** adapter_config.json's list of modules trained whole and saved with the adapter (read here, for every method). */
+    static final String MODULES_TO_SAVE = "modules_to_save";
     private static final ObjectMapper JSON = new ObjectMapper().enable(SerializationFeature.INDENT_OUTPUT);
 
     private final Module base;
@@ -48,6 +50,9 @@ public final class PeftModel extends Module {
     private final Map<String, AdapterConfig> configs = new LinkedHashMap<>();
     // Adapters of whole-model methods (prompt tuning), by adapter name; the others live on Linear layers.
     private final Map<String, ModelAdapter> modelAdapters = new LinkedHashMap<>();
+    // PEFT's modules_to_save, by adapter name: the names as given, and the modules they resolve to, by path.
+    private final Map<String, List<String>> modulesToSaveNames = new LinkedHashMap<>();
+    private final Map<String, Map<String, Module>> modulesToSave = new LinkedHashMap<>();
     private boolean adaptersEnabled = true;
     private String active;
 
@@ -62,8 +67,16 @@ public final class PeftModel extends Module {
     }
 
     public static PeftModel wrap(Module model, AdapterConfig config, Backend backend, long seed) {
+        return wrap(model, config, backend, seed, List.of());
+    }
+
+    /**
+     * As {@link #wrap(Module, AdapterConfig, Backend, long)}, and {@code modulesToSave} (PEFT's
+     * modules_to_save, e.g. a classification head) are fully trained and saved with the adapter.
+     */
+    public static PeftModel wrap(Module model, AdapterConfig config, Backend backend, long seed, List<String> modulesToSave) {
         PeftModel pm = new PeftModel(model, backend);
-        pm.freezeBaseWhile(() -> pm.addAdapter(DEFAULT_ADAPTER, config, seed));
+        pm.freezeBaseWhile(() -> pm.addAdapter(DEFAULT_ADAPTER, config, seed, modulesToSave));
         return pm;
     }
 
@@ -110,8 +123,58 @@ public final class PeftModel extends Module {
 
     /** Adds an adapter under {@code name} to every matching layer; the first adapter becomes active. */
     public void addAdapter(String name, AdapterConfig config, long seed) {
+        addAdapter(name, config, seed, List.of());
+    }
+
+    /**
+     * As {@link #addAdapter(String, AdapterConfig, long)}, with PEFT's modules_to_save: each name
+     * is a module path or its last components ("classifier" names "classifier" and "x.classifier");
+     * those modules train whole while this adapter is active and are saved with it (keys
+     * base_model.model.&lt;path&gt;.&lt;param&gt;, as PEFT writes them). Unlike PEFT, which keeps
+     * a copy per adapter, peft4j trains the module in place: only one adapter may name it, and
+     * disabling adapters does not bring back its original values.
+     */
+    public void addAdapter(String name, AdapterConfig config, long seed, List<String> saveModules) {
         if (configs.containsKey(name)) throw new IllegalArgumentException("adapter '" + name + "' already exists");
         if (name.isBlank() || name.contains(".") || name.contains("/")) throw new IllegalArgumentException("bad adapter name '" + name + "'");
+        Map<String, Module> saved = resolveModulesToSave(saveModules);
+        modulesToSaveNames.put(name, List.copyOf(saveModules));
+        modulesToSave.put(name, saved);
+        try {
+            addAdapterLayers(name, config, seed);
+        } catch (RuntimeException e) {
+            modulesToSaveNames.remove(name);
+            modulesToSave.remove(name);
+            throw e;
+        }
+    }
+
+    /** The modules the names pick out, by path; each name must pick at least one not already saved by another adapter. */
+    private Map<String, Module> resolveModulesToSave(List<String> names) {
+        Map<String, Module> out = new LinkedHashMap<>();
+        for (String n : names) {
+            if (n == null || n.isBlank()) throw new IllegalArgumentException("modules_to_save holds an empty module name");
+            int before = out.size();
+            base.namedModules().forEach((path, m) -> {
+                if (!path.isEmpty() && (path.equals(n) || path.endsWith("." + n))) out.put(path, m);
+            });
+            if (out.size() == before) {
+                throw new IllegalArgumentException("modules_to_save '" + n + "' names no module of this model; its modules are "
+                        + base.namedModules().keySet().stream().filter(p -> !p.isEmpty()).toList());
+            }
+        }
+        out.forEach((path, m) -> {
+            modulesToSave.forEach((other, ms) -> {
+                if (ms.containsKey(path)) {
+                    throw new IllegalArgumentException("modules_to_save '" + path + "' is already trained by adapter '" + other
+                            + "' (peft4j trains such a module in place, for one adapter)");
+                }
+            });
+        });
+        return out;
+    }
+
+    private void addAdapterLayers(String name, AdapterConfig config, long seed) {
         if (config instanceof ModelAdapterConfig mc) {
             modelAdapters.put(name, mc.attach(base, name, backend, seed));
             configs.put(name, config);
@@ -120,7 +183,9 @@ public final class PeftModel extends Module {
         }
         List<Linear> targets = new ArrayList<>();
         base.namedModules().forEach((path, m) -> {
-            if (m instanceof Linear l && !path.isEmpty() && config.targetModules().matches(path)) targets.add(l);
+            // As PEFT: a module in modules_to_save is trained whole, never also adapted (so all-linear skips a classifier head).
+            boolean saved = modulesToSave.get(name).keySet().stream().anyMatch(p -> path.equals(p) || path.startsWith(p + "."));
+            if (m instanceof Linear l && !path.isEmpty() && !saved && config.targetModules().matches(path)) targets.add(l);
         });
         if (targets.isEmpty()) {
             List<String> linears = base.namedModules().entrySet().stream().filter(e -> e.getValue() instanceof Linear).map(Map.Entry::getKey).toList();
@@ -156,6 +221,22 @@ public final class PeftModel extends Module {
             a.parameters().values().forEach(p -> p.setRequiresGrad(n.equals(active)));
             a.setApplied(adaptersEnabled && n.equals(active));
         });
+        modulesToSave.forEach((n, ms) -> savedModuleParameters(ms).values().forEach(p -> p.setRequiresGrad(n.equals(active))));
+    }
+
+    /** Every parameter of the given modules (their subtrees), by its key in adapter_model.safetensors. */
+    private static Map<String, Parameter> savedModuleParameters(Map<String, Module> modules) {
+        Map<String, Parameter> out = new LinkedHashMap<>();
+        // namedModules() keys are full paths from the wrapped model's root ("classifier", "head.fc")
+        modules.values().forEach(root -> root.namedModules().forEach((path, m) ->
+                m.localParameters().forEach((n, p) -> out.put(KEY_PREFIX + path + "." + n, p))));
+        return out;
+    }
+
+    /** PEFT's modules_to_save of the named adapter, as given (empty when none). */
+    public List<String> modulesToSave(String adapterName) {
+        requireAdapter(adapterName);
+        return modulesToSaveNames.get(adapterName);
     }
 
     /** The layer's own parameters that {@code a} trains, by {@link Adapter#trainedBaseParameters}. */
@@ -225,6 +306,9 @@ public final class PeftModel extends Module {
         shared.forEach(Parameter::close);
         modelAdapters.values().forEach(ModelAdapter::close);
         modelAdapters.clear();
+        modulesToSave.values().forEach(ms -> savedModuleParameters(ms).values().forEach(p -> p.setRequiresGrad(false)));
+        modulesToSave.clear();
+        modulesToSaveNames.clear();
         configs.clear();
         active = null;
         return base;
@@ -352,9 +436,11 @@ public final class PeftModel extends Module {
         if (modelAdapters.containsKey(name)) {
             modelAdapters.get(name).parameters().forEach((key, p) -> w.put(key, DType.F32, p.value().shape(), p.value().segment()));
         }
+        savedModuleParameters(modulesToSave.get(name)).forEach((key, p) -> w.put(key, DType.F32, p.value().shape(), p.value().segment()));
         w.metadata(metadata);
         w.metadata(Map.of("format", "pt"));
         Map<String, Object> json = new TreeMap<>(configs.get(name).toJson());
+        if (!modulesToSaveNames.get(name).isEmpty()) json.put(MODULES_TO_SAVE, modulesToSaveNames.get(name));
         try {
             Files.createDirectories(target);
         } catch (IOException e) {
@@ -384,9 +470,10 @@ public final class PeftModel extends Module {
         Map<String, Object> json = readConfigJson(configFile);
         Object type = json.get("peft_type");
         if (!(type instanceof String t)) throw new IllegalArgumentException(configFile + ": missing peft_type");
+        List<String> toSave = modulesToSaveOf(configFile, json.remove(MODULES_TO_SAVE));
         AdapterConfig config = AdapterMethods.forType(t).configFromJson(json);
         try (SafetensorsFile f = SafetensorsFile.open(weights)) {
-            addAdapter(name, config, 0);
+            addAdapter(name, config, 0, toSave);
             Map<String, Parameter> expected = new LinkedHashMap<>();
             try {
                 Map<String, Parameter> wanted = new LinkedHashMap<>();
@@ -396,6 +483,7 @@ public final class PeftModel extends Module {
                 sharedParameters(name).forEach((key, p) -> {
                     if (sharedSaved(name, p) || f.contains(key)) wanted.put(key, p);   // an unsaved one is read when present
                 });
+                wanted.putAll(savedModuleParameters(modulesToSave.get(name)));
                 wanted.forEach((key, p) -> {
                     expected.put(key, p);
                     if (!f.contains(key)) throw new IllegalArgumentException(weights + ": missing tensor '" + key + "'");
@@ -431,6 +519,15 @@ public final class PeftModel extends Module {
         } catch (IOException e) {
             throw IoErrors.unchecked("read", weights, e);
         }
+    }
+
+    /** adapter_config.json's modules_to_save: absent or null (none), else a list of module names. */
+    private static List<String> modulesToSaveOf(Path configFile, Object value) {
+        if (value == null) return List.of();
+        if (!(value instanceof List<?> list) || list.stream().anyMatch(x -> !(x instanceof String))) {
+            throw new IllegalArgumentException(configFile + ": modules_to_save must be null or a list of module names, got " + value);
+        }
+        return list.stream().map(x -> (String) x).toList();
     }
 
     /** The config file as a JSON object; a syntax error is reported as file, line, column and what was expected. */
@@ -469,6 +566,8 @@ public final class PeftModel extends Module {
         shared.forEach(Parameter::close);
         ModelAdapter ma = modelAdapters.remove(name);
         if (ma != null) ma.close();
+        savedModuleParameters(modulesToSave.remove(name)).values().forEach(p -> p.setRequiresGrad(false));
+        modulesToSaveNames.remove(name);
         configs.remove(name);
         if (name.equals(active)) {
             active = null;

@@ -102,7 +102,7 @@ class VitCliTest {
     void badModelIsRefused() {
         Cli.Run r = Cli.run(args("eval", "--model", "resnet"));
         assertEquals(2, r.code());
-        assertTrue(r.err().contains("--model resnet: expected mlp or vit"), r.err());
+        assertTrue(r.err().contains("--model resnet: expected mlp, vit or minilm"), r.err());
         Cli.Run p = Cli.run(args("train", "--variant", "prompt-tuning", "--epochs", "1", "--out", tmp.resolve("bad").toString()));
         assertEquals(2, p.code());
         assertTrue(p.err().contains("prompt tuning needs a model that takes prompt tokens (e.g. --model vit)"), p.err());

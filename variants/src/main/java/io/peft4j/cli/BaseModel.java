@@ -4,6 +4,7 @@ import io.peft4j.io.IoErrors;
 import io.peft4j.backend.Backend;
 import io.peft4j.io.SafetensorsEntry;
 import io.peft4j.io.SafetensorsFile;
+import io.peft4j.nn.BertClassifier;
 import io.peft4j.nn.Mlp;
 import io.peft4j.nn.Module;
 import io.peft4j.nn.Parameter;
@@ -76,6 +77,7 @@ record BaseModel(Module model, String sha256, Map<String, String> origin, double
     static String describe(Map<String, String> origin) {
         if ("file".equals(origin.get("source"))) return "--base " + origin.get("file");
         String limit = origin.getOrDefault("limit", "0");
+        if (MiniLmBase.MODEL.equals(origin.get("model"))) return "the bundled all-MiniLM-L6-v2 (--model minilm --seed " + origin.get("seed") + ")";
         if ("vit".equals(origin.get("model"))) {
             return "the cached pretrained ViT (--model vit --seed " + origin.get("seed") + (limit.equals("0") ? "" : " --limit " + limit) + ")";
         }
@@ -85,7 +87,7 @@ record BaseModel(Module model, String sha256, Map<String, String> origin, double
 
     /** The flags that select this base again: "--seed 1 --limit 600" or "--base FILE". */
     static String flags(Map<String, String> origin) {
-        String model = "vit".equals(origin.get("model")) ? "--model vit " : "";
+        String model = origin.get("model") != null ? "--model " + origin.get("model") + " " : "";
         if ("file".equals(origin.get("source"))) return model + "--base " + origin.get("file");
         String limit = origin.getOrDefault("limit", "0");
         return model + "--seed " + origin.get("seed") + (limit.equals("0") ? "" : " --limit " + limit);
@@ -198,6 +200,7 @@ record BaseModel(Module model, String sha256, Map<String, String> origin, double
     /** A new model with the same sizes and weights (each compared method trains its own copy). */
     Module copyModel(Workflow w, Mlp.Activation activation) {
         if (model instanceof VisionTransformer vit) return VitBase.copy(w, vit);
+        if (model instanceof BertClassifier bert) return MiniLmBase.copy(w, bert);
         Mlp copy = new Mlp(w.backend, activation, 0, ((Mlp) model).sizes());
         Map<String, Parameter> src = model.namedParameters();
         copy.namedParameters().forEach((n, p) -> p.value().copyFrom(src.get(n).value()));

@@ -104,7 +104,7 @@ final class Compare implements Callable<Integer> {
                 rows.add(runOne(w, m, base, baseParams, run.work().resolve(m.name())));
             }
             writeJsonl(run.work().resolve("compare.jsonl"), rows);
-            chart(run.work().resolve("compare.png"), rows, base);
+            chart(run.work().resolve("compare.png"), rows, base, w.taskName(Task.ROT90));
             try {
                 AtomicFiles.writeString(run.work().resolve(RunDir.MARKER), Main.JSON.writeValueAsString(Map.of("command", "compare",
                         "methods", rows.stream().map(Row::method).toList(), "base", base.origin(), "base_sha256", base.sha256())) + "\n");
@@ -113,7 +113,7 @@ final class Compare implements Callable<Integer> {
             }
             run.commit();
         }
-        printTable(o, rows);
+        printTable(o, rows, w.taskName(Task.ROT90));
         o.println("results: " + out.resolve("compare.jsonl") + "   chart: " + out.resolve("compare.png"));
         long failed = rows.stream().filter(r -> r.error() != null).count();
         if (failed > 0) {
@@ -175,9 +175,10 @@ final class Compare implements Callable<Integer> {
         }
     }
 
-    static void printTable(PrintStream o, List<Row> rows) {
+    static void printTable(PrintStream o, List<Row> rows, String task) {
         o.println();
-        o.println("| method   | settings                 | trainable params | share of base | rot90 accuracy | s/epoch | ms/step | base MiB | adapter file | mergeable | final ranks |");
+        o.println("| method   | settings                 | trainable params | share of base | " + String.format(Locale.ROOT, "%14s", task + " accuracy")
+                + " | s/epoch | ms/step | base MiB | adapter file | mergeable | final ranks |");
         o.println("|----------|--------------------------|------------------|---------------|----------------|---------|---------|----------|--------------|-----------|-------------|");
         for (Row r : rows) {
             if (r.error() != null) {
@@ -200,10 +201,11 @@ final class Compare implements Callable<Integer> {
     }
 
     /** Accuracy against trainable parameters (log axis), one labelled point per method. */
-    static void chart(Path png, List<Row> rows, BaseModel base) {
+    static void chart(Path png, List<Row> rows, BaseModel base, String task) {
         XYChart chart = new XYChartBuilder().width(1000).height(700)
-                .title("rot90 accuracy against trainable parameters (base MLP " + base.origin().get("sizes") + ")")
-                .xAxisTitle("trainable parameters (log scale)").yAxisTitle("rot90 test accuracy").build();
+                .title(task + " accuracy against trainable parameters (base " + (base.origin().containsKey("model") ? "" : "MLP ")
+                        + base.origin().get("sizes") + ")")
+                .xAxisTitle("trainable parameters (log scale)").yAxisTitle(task + " test accuracy").build();
         var st = chart.getStyler();
         st.setXAxisLogarithmic(true);
         st.setYAxisMin(0.0);

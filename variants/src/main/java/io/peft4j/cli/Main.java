@@ -121,7 +121,8 @@ public final class Main implements Runnable {
         @Option(names = "--activation", paramLabel = "NAME", defaultValue = "relu", description = "activation between the --base layers: relu or gelu")
         String activationName;
         @Option(names = "--model", paramLabel = "KIND", defaultValue = "mlp",
-                description = "the base model: mlp, or vit (a small Vision Transformer; --base then names a ViT checkpoint)")
+                description = "the base model: mlp, vit (a small Vision Transformer; --base then names a ViT checkpoint), or minilm "
+                        + "(all-MiniLM-L6-v2 classifying fortunes; --base then names an .onnx with tokenizer.json beside it, or a Hugging Face BERT directory)")
         String model;
         Mlp.Activation activation;
 
@@ -132,7 +133,8 @@ public final class Main implements Runnable {
                 case "gelu" -> Mlp.Activation.GELU;
                 default -> throw new IllegalArgumentException("--activation " + activationName + ": expected relu or gelu");
             };
-            if (base != null && !Files.isRegularFile(base)) throw new IllegalArgumentException("--base " + base + ": no such file");
+            boolean directoryBase = MiniLmBase.MODEL.equals(model) && base != null && Files.isDirectory(base);   // a Hugging Face checkpoint
+            if (base != null && !Files.isRegularFile(base) && !directoryBase) throw new IllegalArgumentException("--base " + base + ": no such file");
         }
     }
 
@@ -180,12 +182,14 @@ public final class Main implements Runnable {
         @Option(names = "--seed", defaultValue = "0", description = "seed for the base model, initialisation and shuffling")
         long seed;
         @Option(names = "--model", paramLabel = "KIND", defaultValue = "mlp",
-                description = "mlp, or vit: pretrain a small Vision Transformer (8 epochs, cached) and fine-tune LoRA on attn.q,attn.k")
+                description = {"mlp, or vit: pretrain a small Vision Transformer (8 epochs, cached) and fine-tune LoRA on attn.q,attn.k,",
+                        "or minilm: classify fortunes with all-MiniLM-L6-v2, a linear probe against LoRA on query,value (+ head)"})
         String model;
 
         @Override
         public Integer call() {
             if ("vit".equals(Workflow.modelKind(model))) return VitDemo.run(common, out, epochs == null ? 3 : epochs, seed);
+            if (MiniLmBase.MODEL.equals(Workflow.modelKind(model))) return MiniLmDemo.run(common, out, epochs == null ? 2 : epochs, seed);
             int epochs = this.epochs == null ? 2 : this.epochs;
             checkRange("--epochs", epochs, 1, 1000);
             Workflow w = common.workflow();
@@ -254,7 +258,7 @@ public final class Main implements Runnable {
                 writeRecord(run, method, s, base, common.limit, null);
                 Workflow.FineTuned ft = w.fineTune(base.model(), method.config(), s, run.work(), null, method.method().name());
                 finish(run, ft, method, s, base, common.limit);
-                report(w.out, ft, out, t);
+                report(w.out, ft, out, w.taskName(t));
             }
             return 0;
         }
@@ -287,11 +291,11 @@ public final class Main implements Runnable {
             }
         }
 
-        static void report(PrintStream o, Workflow.FineTuned ft, Path out, Task t) {
+        static void report(PrintStream o, Workflow.FineTuned ft, Path out, String task) {
             ft.result().epochs().forEach(e -> o.printf(Locale.ROOT, "epoch %d: train loss %.4f, %.2f s (%.2f ms/step), test accuracy %.4f%n",
                     e.epoch(), e.trainLoss(), e.seconds(), e.msPerStep(), e.eval() == null ? Double.NaN : e.eval().accuracy()));
             o.println("adapter saved to " + out.resolve("adapter"));
-            o.printf(Locale.ROOT, "%s accuracy %.4f%n", t.name().toLowerCase(Locale.ROOT), ft.accuracy());
+            o.printf(Locale.ROOT, "%s accuracy %.4f%n", task, ft.accuracy());
         }
 
         /** Continues a run from its trainer state with the settings its run.json records. */
@@ -338,7 +342,7 @@ public final class Main implements Runnable {
                 writeRecord(run, method, s, base, w.limit, null);
                 Workflow.FineTuned ft = w.fineTune(base.model(), method.config(), s, run.work(), run.work(), method.method().name());
                 finish(run, ft, method, s, base, w.limit);
-                report(w.out, ft, resume, s.task());
+                report(w.out, ft, resume, w.taskName(s.task()));
             }
             return 0;
         }
@@ -384,7 +388,7 @@ public final class Main implements Runnable {
             }
             if (saveLogits != null) writeLogits(w, model, t);
             if (rankSweep.enabled) return RankSweep.run(w, model, adapter, t, rankSweep.chart);
-            w.out.printf(Locale.ROOT, "%s accuracy %.4f%n", t.name().toLowerCase(Locale.ROOT), w.accuracy(model, t));
+            w.out.printf(Locale.ROOT, "%s accuracy %.4f%n", w.taskName(t), w.accuracy(model, t));
             return 0;
         }
 

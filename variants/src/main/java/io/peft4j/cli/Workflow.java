@@ -8,6 +8,7 @@ import io.peft4j.data.FashionMnist.Split;
 import io.peft4j.data.FashionMnist.Task;
 import io.peft4j.io.ModelCheckpoint;
 import io.peft4j.io.SafetensorsFile;
+import io.peft4j.nn.BertClassifier;
 import io.peft4j.nn.Loss;
 import io.peft4j.nn.Mlp;
 import io.peft4j.nn.Module;
@@ -37,6 +38,8 @@ final class Workflow {
     final int limit;
     final PrintStream out;
     final boolean progress;
+    /** The fortunes as token ids once a MiniLM base is loaded (its tokenizer made them); null for the image models. */
+    private Map<Split, Dataset> text;
 
     Workflow(Path dataDir, Path cacheDir, int limit, boolean progress, PrintStream out) {
         this.dataDir = dataDir == null ? FashionMnist.defaultDir() : dataDir;
@@ -53,14 +56,27 @@ final class Workflow {
         return (xdg != null && !xdg.isBlank() ? Path.of(xdg) : Path.of(System.getProperty("user.home"), ".cache")).resolve("peft4j");
     }
 
-    /** --model's value checked: "mlp" or "vit". */
+    /** --model's value checked: "mlp", "vit" or "minilm". */
     static String modelKind(String name) {
         String k = name == null ? "mlp" : name.toLowerCase(java.util.Locale.ROOT);
-        if (!k.equals("mlp") && !k.equals("vit")) throw new IllegalArgumentException("--model " + name + ": expected mlp or vit");
+        if (!k.equals("mlp") && !k.equals("vit") && !k.equals(MiniLmBase.MODEL)) {
+            throw new IllegalArgumentException("--model " + name + ": expected mlp, vit or minilm");
+        }
         return k;
     }
 
+    /** From now on the data is this text task (the MiniLM base sets it: its tokenizer made the ids); the image task is then ignored. */
+    void useText(Map<Split, Dataset> splits) {
+        text = splits;
+    }
+
+    /** The task's name in reports: "fortunes" for the text task, else "original" or "rot90". */
+    String taskName(Task task) {
+        return text != null ? "fortunes" : task.name().toLowerCase(java.util.Locale.ROOT);
+    }
+
     Dataset data(Split split, Task task) {
+        if (text != null) return text.get(split);
         // With --limit the test split keeps a proportional share, so small runs stay small.
         int n = limit <= 0 ? 0 : split == Split.TRAIN ? limit : Math.max(1, limit / 6);
         return FashionMnist.load(dataDir, split, task, n);
@@ -111,11 +127,13 @@ final class Workflow {
 
     /** The cached pretrained base of a kind ("mlp" or "vit", as --model and the recorded origin name it). */
     BaseModel pretrained(String model, long seed, int pretrainLimit) {
+        if (MiniLmBase.MODEL.equals(model)) return MiniLmBase.load(this, null, seed);
         return "vit".equals(model) ? VitBase.pretrained(this, seed, pretrainLimit) : pretrained(seed, pretrainLimit);
     }
 
     /** The base a command's flags name: {@code --base FILE}, else the cached pretrained MLP (or ViT) for --seed and --limit. */
     BaseModel base(Main.BaseOptions b, long seed, boolean requireIo) {
+        if (MiniLmBase.MODEL.equals(b.model)) return MiniLmBase.load(this, b.base, seed);
         if (b.base == null) return pretrained(b.model, seed, limit);
         if ("vit".equals(b.model)) {
             BaseModel m = VitBase.fromFile(this, b.base, requireIo);
@@ -136,7 +154,7 @@ final class Workflow {
     BaseModel baseFor(Path adapter, Main.BaseOptions b, Long seedFlag, boolean requireIo) {
         Map<String, String> meta = adapterMetadata(adapter);
         Map<String, String> recorded = BaseModel.recordedOrigin(meta);
-        if ("vit".equals(recorded.get("model"))) b.model = "vit";   // the adapter knows its model kind
+        if (recorded.get("model") != null) b.model = recorded.get("model");   // the adapter knows its model kind (vit, minilm)
         BaseModel base;
         if (b.base == null && seedFlag == null && "pretrained".equals(recorded.get("source"))) {
             long seed = Long.parseLong(recorded.getOrDefault("seed", "0"));
@@ -236,7 +254,8 @@ final class Workflow {
      * @param label      progress-bar label (the method's name)
      */
     FineTuned fineTune(Module base, AdapterConfig config, TrainSettings s, Path outDir, Path resumeFrom, String label) {
-        PeftModel pm = PeftModel.wrap(base, config, backend, s.seed());
+        // A text classifier's head trains whole with every method (PEFT's modules_to_save for sequence classification).
+        PeftModel pm = PeftModel.wrap(base, config, backend, s.seed(), base instanceof BertClassifier ? MiniLmBase.HEAD : List.of());
         out.println(pm.trainableParametersReport());
         printCompactBase(pm);
         Trainer.Config cfg = Trainer.Config.builder().epochs(s.epochs()).batchSize(s.batch()).lr(s.lr()).seed(s.seed()).evalEvery(1)
