@@ -51,7 +51,7 @@ public final class NativeLoader {
     /** A temporary file older than this was left by a killed JVM, not one still writing. */
     private static final Duration STALE_TMP = Duration.ofMinutes(10);
     /** Rounds an idle OpenMP worker spins before it sleeps (see {@link #boundOpenMpSpinning}). */
-    static final String SPIN_COUNT = "20000";
+    public static final String SPIN_COUNT = "20000";
     private static final Object LOCK = new Object();
     private static final Set<String> loadedRuntimeLibs = new HashSet<>();
     private static Path loadedCpu;

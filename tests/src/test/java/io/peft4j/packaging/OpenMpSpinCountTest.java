@@ -1,7 +1,8 @@
-package io.peft4j.backend;
+package io.peft4j.packaging;
 
 import static org.junit.jupiter.api.Assertions.assertEquals;
 
+import io.peft4j.backend.NativeLoader;
 import java.lang.foreign.Arena;
 import java.lang.foreign.FunctionDescriptor;
 import java.lang.foreign.Linker;
