@@ -170,6 +170,10 @@ Isa active_isa();
     name##_body args;                                                     \
   }                                                                       \
   __attribute__((noinline)) void name##_base params { name##_body args; } \
+  P4J_ISA_DISPATCH(name, params, args)
+
+// name##_kernel(params): calls the variant of name that active_isa() names.
+#define P4J_ISA_DISPATCH(name, params, args)                              \
   void name##_kernel params {                                             \
     switch (::p4j::active_isa()) { /* each case: tests/pom.xml ISA runs */ \
       case ::p4j::Isa::avx512:                                            \
@@ -338,27 +342,15 @@ P4J_INLINE float hmax(const vf<W>& v) {
 
 // P4J_MULTIVERSION for bodies written once on W-lane vectors: name##_body<W> runs with W = 16
 // (AVX-512), 8 (AVX2+FMA) or 4 (baseline x86-64).
-#define P4J_MULTIVERSION_W(name, params, args)                                       \
-  P4J_TARGET_AVX512 __attribute__((noinline)) void name##_avx512 params {            \
-    name##_body<16> args;                                                             \
-  }                                                                                   \
-  P4J_TARGET_AVX2 __attribute__((noinline)) void name##_avx2 params {                \
-    name##_body<8> args;                                                              \
-  }                                                                                   \
-  __attribute__((noinline)) void name##_base params { name##_body<4> args; }          \
-  void name##_kernel params {                                                         \
-    switch (::p4j::active_isa()) { /* each case: tests/pom.xml ISA runs */            \
-      case ::p4j::Isa::avx512:                                                        \
-        name##_avx512 args;                                                           \
-        return;                                                                       \
-      case ::p4j::Isa::avx2:                                                          \
-        name##_avx2 args;                                                             \
-        return;                                                                       \
-      default:                                                                        \
-        name##_base args;                                                             \
-        return;                                                                       \
-    }                                                                                 \
-  }
+#define P4J_MULTIVERSION_W(name, params, args)                            \
+  P4J_TARGET_AVX512 __attribute__((noinline)) void name##_avx512 params { \
+    name##_body<16> args;                                                 \
+  }                                                                       \
+  P4J_TARGET_AVX2 __attribute__((noinline)) void name##_avx2 params {     \
+    name##_body<8> args;                                                  \
+  }                                                                       \
+  __attribute__((noinline)) void name##_base params { name##_body<4> args; } \
+  P4J_ISA_DISPATCH(name, params, args)
 
 }  // namespace p4j
 

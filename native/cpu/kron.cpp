@@ -200,27 +200,13 @@ P4J_INLINE void mm_part_body(const MmArgs& p, int64_t r0, int64_t r1) {
   mm_rows<W>(r1 - r0, p.n, p.k, p.alpha, p.a + r0 * p.ars, p.ars, p.acs, p.m, p.ldm, p.c + r0 * p.ldc, p.ldc, p.mode);
 }
 
-#define P4J_KRON_VARIANTS(name, params, args)                                     \
-  P4J_TARGET_AVX512 __attribute__((noinline)) void name##_avx512 params {          \
-    name##_body<16> args;                                                           \
-  }                                                                                 \
-  P4J_TARGET_AVX2 __attribute__((noinline)) void name##_avx2 params { name##_body<8> args; } \
-  __attribute__((noinline)) void name##_base params { name##_body<4> args; }        \
-  void name##_run params {                                                          \
-    switch (active_isa()) { /* each case: tests/pom.xml ISA runs */                \
-      case Isa::avx512: name##_avx512 args; return;                                 \
-      case Isa::avx2: name##_avx2 args; return;                                     \
-      default: name##_base args; return;                                            \
-    }                                                                               \
-  }
-P4J_KRON_VARIANTS(left_a, (const KronArgs& k, int64_t r0, int64_t r1), (k, r0, r1))
-P4J_KRON_VARIANTS(left_at, (const KronArgs& k, int64_t r0, int64_t r1), (k, r0, r1))
-P4J_KRON_VARIANTS(outer, (const KronArgs& k, int64_t r0, int64_t r1), (k, r0, r1))
-P4J_KRON_VARIANTS(mm_part, (const MmArgs& p, int64_t r0, int64_t r1), (p, r0, r1))
-P4J_KRON_VARIANTS(kron, (int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float* a, const float* b,
-                         float* out, bool add, int64_t r0, int64_t r1),
-                  (a1, a2, b1, b2, s, a, b, out, add, r0, r1))
-#undef P4J_KRON_VARIANTS
+P4J_MULTIVERSION_W(left_a, (const KronArgs& k, int64_t r0, int64_t r1), (k, r0, r1))
+P4J_MULTIVERSION_W(left_at, (const KronArgs& k, int64_t r0, int64_t r1), (k, r0, r1))
+P4J_MULTIVERSION_W(outer, (const KronArgs& k, int64_t r0, int64_t r1), (k, r0, r1))
+P4J_MULTIVERSION_W(mm_part, (const MmArgs& p, int64_t r0, int64_t r1), (p, r0, r1))
+P4J_MULTIVERSION_W(kron, (int64_t a1, int64_t a2, int64_t b1, int64_t b2, float s, const float* a, const float* b,
+                          float* out, bool add, int64_t r0, int64_t r1),
+                   (a1, a2, b1, b2, s, a, b, out, add, r0, r1))
 
 // Multiply-adds per thread below which a call runs on fewer threads.
 constexpr int64_t kKronGrain = int64_t{1} << 16;
@@ -247,7 +233,7 @@ void split_items(const p4j_ctx* ctx, int64_t n, int64_t per_item, F&& f) {
 
 // One mm_rows product with its rows split over threads.
 void mm_parallel(const p4j_ctx* ctx, int64_t m, const MmArgs& p) {
-  split_items(ctx, m, p.n * p.k + p.n, [&](int64_t r0, int64_t r1) { mm_part_run(p, r0, r1); });
+  split_items(ctx, m, p.n * p.k + p.n, [&](int64_t r0, int64_t r1) { mm_part_kernel(p, r0, r1); });
 }
 
 }  // namespace
@@ -307,7 +293,7 @@ int32_t p4j_kron_forward(p4j_ctx* ctx, int64_t t, int64_t a1, int64_t a2, int64_
     P4J_TRY(check_ptr(fn, "y", y, t * a1 * b1));
     KronArgs k{t, a1, a2, b1, b2, s, x, a, nullptr, p, nullptr, nullptr, false};
     // P_row = A·Xm_row [a1, b2] for every row.
-    split_items(ctx, t, a1 * a2 * b2, [&](int64_t r0, int64_t r1) { left_a_run(k, r0, r1); });
+    split_items(ctx, t, a1 * a2 * b2, [&](int64_t r0, int64_t r1) { left_a_kernel(k, r0, r1); });
     // y += s·P·Bᵀ with P as [t·a1, b2] and y as [t·a1, b1]. Fails only when dnnl_sgemm does.
     return sgemm(fn, ctx, false, true, t * a1, b1, b2, s, p, b2, b, b2, 1.0f, y, b1);
   });
@@ -333,10 +319,10 @@ int32_t p4j_kron_backward(p4j_ctx* ctx, int64_t t, int64_t a1, int64_t a2, int64
     if (t == 0 || b2 == 0) {  // an empty sum
       if (!add && a1 * a2 > 0) std::memset(da, 0, sizeof(float) * static_cast<size_t>(a1 * a2));
     } else if (a2 > 0) {
-      split_items(ctx, a1, t * a2 * b2, [&](int64_t i0, int64_t i1) { outer_run(k, i0, i1); });
+      split_items(ctx, a1, t * a2 * b2, [&](int64_t i0, int64_t i1) { outer_kernel(k, i0, i1); });
     }
     // dXm += s·Aᵀ·Q per row.
-    if (dx != nullptr) split_items(ctx, t, a1 * a2 * b2, [&](int64_t r0, int64_t r1) { left_at_run(k, r0, r1); });
+    if (dx != nullptr) split_items(ctx, t, a1 * a2 * b2, [&](int64_t r0, int64_t r1) { left_at_kernel(k, r0, r1); });
     return P4J_OK;
   });
 }
@@ -361,7 +347,7 @@ int32_t p4j_kron(p4j_ctx* ctx, int64_t a1, int64_t a2, int64_t b1, int64_t b2, f
     P4J_TRY(check_ptr(fn, "out", out, a1 * b1 * a2 * b2));
     const bool add = accumulate != 0;
     split_items(ctx, a1 * b1, a2 * b2 / 4 + 1,
-                [&](int64_t r0, int64_t r1) { kron_run(a1, a2, b1, b2, s, a, b, out, add, r0, r1); });
+                [&](int64_t r0, int64_t r1) { kron_kernel(a1, a2, b1, b2, s, a, b, out, add, r0, r1); });
     return P4J_OK;
   });
 }
