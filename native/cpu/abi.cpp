@@ -236,6 +236,8 @@ int32_t p4j_cpu_features(int32_t* features) {
       f |= P4J_CPU_AVX512F;
       // A CPU fact: each machine takes one side (IsaTest asserts it against /proc/cpuinfo).
       if (__builtin_cpu_supports("avx512bf16")) f |= P4J_CPU_AVX512BF16;
+      if (__builtin_cpu_supports("avx512vbmi")) f |= P4J_CPU_AVX512VBMI;  // with VNNI: the NF4 GEMV tables path
+      if (__builtin_cpu_supports("avx512vnni")) f |= P4J_CPU_AVX512VNNI;
     }
     *features = f;
     return P4J_OK;

@@ -110,6 +110,24 @@ inline void parallel_rows(const p4j_ctx* ctx, int64_t rows, int64_t cols, int64_
   }
 }
 
+// Like parallel_rows, but threads take pieces of `piece` rows as they finish the previous one:
+// for compute-bound loops whose cores may run at different speeds (a busy SMT sibling on a shared
+// host), where an even split waits for the slowest core.
+template <class F>
+inline void parallel_rows_dynamic(const p4j_ctx* ctx, int64_t rows, int64_t cols, int64_t grain, int64_t piece,
+                                  F&& f) {
+  int64_t work = rows * (cols > 0 ? cols : 1);
+  int nt = threads_for(ctx, work, grain);
+  const int64_t pieces = (rows + piece - 1) / piece;
+  if (nt > pieces) nt = static_cast<int>(pieces);
+  if (nt <= 1) {
+    f(int64_t{0}, rows);
+    return;
+  }
+#pragma omp parallel for num_threads(nt) schedule(dynamic, 1)
+  for (int64_t p = 0; p < pieces; ++p) f(p * piece, (p + 1) * piece < rows ? (p + 1) * piece : rows);
+}
+
 // Sum of per-chunk doubles in a fixed order: [0, n) items are cut into chunks whose size
 // depends on n only (never on the thread count), chunk sums are computed in parallel and added
 // in index order, so the result is bit-identical for every thread count.

@@ -8,12 +8,15 @@
 // one absmax vector per segment scales Σ code·x of the 16 rows.
 #include <immintrin.h>
 
+
 #include "internal.h"
 #include "nf4.h"
 
-// GCC 12 builds _mm512_permutexvar_ps and _mm512_srli_epi32 on _mm512_undefined_ps(), which its
-// -Wmaybe-uninitialized reports once they are inlined here: a false alarm (every lane is written).
+// GCC 12 builds _mm512_permutexvar_ps, _mm512_srli_epi32 and the _mm512_reduce_* halves on
+// undefined vectors, which its -W(maybe-)uninitialized reports once they are inlined here: a false
+// alarm (every lane is written).
 #pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#pragma GCC diagnostic ignored "-Wuninitialized"
 
 namespace p4j {
 namespace {
@@ -162,6 +165,185 @@ void rows_kernel(const float* code, const Rp& rp, int64_t t, int64_t d_in, int64
   }
 }
 
+// ---- t = 1 on AVX-512 with VBMI and VNNI: x-scaled byte tables, exact integer sums ----
+// Why: the kernel above spends one codebook permute and one FMA per 16 weights on the two 512-bit
+// ports, which bounds a decode step on two cores well above a quarter of the fp32 GEMV on a CPU
+// whose large L3 holds the fp32 weight. Here x is folded into the tables instead: for column c,
+// x[c]·code[q] in 24-bit fixed point (step delta = 2^(e − 23), |x| < 2^e over the sub-block) as
+// three byte planes; one byte permute (vpermb: 64 lanes, 4 columns × 16 codes per table) and one
+// vpdpbusd (4 bytes summed into each of 16 int32 lanes, 64 weights) per plane do 64 weights, so
+// 128 weights take 15 vector ops instead of 20, and the sums over a sub-block are exact. Each
+// sub-block's sum is converted once, times delta and the row's absmax, into the fp32 row sum.
+// Error: at most n_nz·delta/2 per sub-block (n_nz = its nonzero x), which kSpread bounds by
+// 2^-19·Σ|x| of the sub-block; a sub-block where x is not finite, outside [2^-100, 2^100] or has
+// outliers (n_nz·max|x| > kSpread·Σ|x|) takes the fp32 path of the kernel above instead (delta 0).
+constexpr int64_t kTabChunk = 384;  // table bytes per chunk: 3 planes × (even, odd columns) × 64
+constexpr int64_t kSubMax = 64;     // columns summed exactly before one conversion (Σ < 2^30)
+constexpr int64_t kTile = 512;      // columns per sweep over a piece of row groups: 24 KiB of tables, in L1
+constexpr float kSpread = 16.0f;
+
+P4J_INLINE int64_t rp_sub(const Rp& rp) { return rp.seg < kSubMax ? rp.seg : kSubMax; }
+
+// Tables and deltas for t = 1: workspace bytes (p4j_nf4_rp_workspace), 64-byte aligned inside.
+int64_t tab_bytes(int64_t d_in) { return kTabChunk * (d_in / kChunk); }
+int64_t tables_workspace(int64_t d_in) { return tab_bytes(d_in) + 4 * (d_in / kChunk) + 64; }
+
+// A CPU fact: one side per machine (both true on this project's AVX-512 machines).
+bool cpu_has_vbmi_vnni() {
+  static const bool yes = __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vnni");
+  return yes;
+}
+
+#define P4J_TARGET_VBMI                                                                                     \
+  __attribute__((target("avx512f,avx512vl,avx512bw,avx512dq,avx512vbmi,avx512vnni,avx2,fma,bmi2," \
+                        "prefer-vector-width=512")))
+
+// 2^k for a normal k (|k| <= 126)
+P4J_INLINE float pow2(int k) {
+  const uint32_t bits = static_cast<uint32_t>(k + 127) << 23;
+  float f;
+  std::memcpy(&f, &bits, 4);
+  return f;
+}
+
+// Sub-block b of x (sub columns): delta[b], and the tables of its chunks when delta > 0.
+P4J_TARGET_VBMI void build_tables(const float* code, const float* __restrict x, int64_t sub, int64_t b,
+                                  uint8_t* __restrict tab, float* __restrict delta) {
+  const float* xb = x + sub * b;
+  __m512 mx = _mm512_setzero_ps(), sum = _mm512_setzero_ps();
+  int nz = 0;
+  bool finite = true;
+  for (int64_t j = 0; j < sub; j += 16) {
+    const __mmask16 in = sub - j >= 16 ? 0xFFFF : static_cast<__mmask16>((1u << (sub - j)) - 1);  // sub = 8: half
+    const __m512 a = _mm512_abs_ps(_mm512_maskz_loadu_ps(in, xb + j));
+    finite = finite && _mm512_cmp_ps_mask(a, _mm512_set1_ps(3.4028235e38f), _CMP_LE_OQ) == 0xFFFF;  // inf, NaN: no
+    mx = _mm512_max_ps(mx, a);
+    sum = _mm512_add_ps(sum, a);
+    nz += __builtin_popcount(_mm512_cmp_ps_mask(a, _mm512_setzero_ps(), _CMP_GT_OQ));
+  }
+  const float m = _mm512_reduce_max_ps(mx);
+  if (!(finite && m <= 0x1p100f && (m == 0.0f || m >= 0x1p-100f) &&
+        static_cast<float>(nz) * m <= kSpread * _mm512_reduce_add_ps(sum))) {
+    delta[b] = 0.0f;
+    return;
+  }
+  // m < 2^e: e − 1 is m's binary exponent (m is normal here)
+  uint32_t bits = 0;
+  std::memcpy(&bits, &m, 4);
+  const int e = m == 0.0f ? 0 : static_cast<int>(bits >> 23) - 126;
+  delta[b] = pow2(e - 23);
+  // code·2^(23−e) is exact, so x·that is x·code rounded once, below 2^23 in magnitude; the nearest
+  // integer may reach 2^23 at a tie (-2^23 is fine: offset 0), hence the one clamp.
+  const __m512 cbs = _mm512_mul_ps(_mm512_loadu_ps(code), _mm512_set1_ps(pow2(23 - e)));
+  const __m512i qmax = _mm512_set1_epi32((1 << 23) - 1), half = _mm512_set1_epi32(1 << 23);
+  // byte 16p + i of the permuted vector = byte p of lane i: planes 0, 1, 2 in its first 48 bytes
+  const __m512i planes = _mm512_set_epi8(0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,                        //
+                                         62, 58, 54, 50, 46, 42, 38, 34, 30, 26, 22, 18, 14, 10, 6, 2,    //
+                                         61, 57, 53, 49, 45, 41, 37, 33, 29, 25, 21, 17, 13, 9, 5, 1,     //
+                                         60, 56, 52, 48, 44, 40, 36, 32, 28, 24, 20, 16, 12, 8, 4, 0);
+  for (int64_t k = sub * b / kChunk; k < sub * (b + 1) / kChunk; ++k) {
+    const float* xk = x + kChunk * k;
+    uint8_t* tk = tab + kTabChunk * k;
+#pragma GCC unroll 8
+    for (int i = 0; i < kChunk; ++i) {  // column 8k + i: table half i & 1, quarter i >> 1
+      const __m512i q = _mm512_cvtps_epi32(_mm512_mul_ps(_mm512_set1_ps(xk[i]), cbs));
+      const __m512i u = _mm512_permutexvar_epi8(planes, _mm512_add_epi32(_mm512_min_epi32(q, qmax), half));
+      uint8_t* t = tk + 64 * (i & 1) + 16 * (i >> 1);
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(t), _mm512_castsi512_si128(u));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(t + 128), _mm512_extracti32x4_epi32(u, 1));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(t + 256), _mm512_extracti32x4_epi32(u, 2));
+    }
+  }
+}
+
+// Row groups [g0, g1) of y = x·dequant(W)ᵀ for one row of x, column tile by column tile (the
+// group's running sums kept in y between tiles).
+P4J_TARGET_VBMI __attribute__((noinline)) void rows_tables(const float* code, const Rp& rp, int64_t d_in,
+                                                           int64_t d_out, int64_t g0, int64_t g1,
+                                                           const float* __restrict x, const uint8_t* __restrict codes,
+                                                           const float* __restrict scales,
+                                                           const uint8_t* __restrict tab,
+                                                           const float* __restrict delta, float* __restrict y) {
+  const int64_t sub = rp_sub(rp), subs_per_seg = rp.seg / sub, per_sub = sub / kChunk;
+  const __m512 cb = _mm512_loadu_ps(code);
+  const __m512i low = _mm512_set1_epi8(0x0F);
+  const __m512i quad = _mm512_set1_epi32(0x30201000);  // byte 4l + m: m·16, column 2m (+1) of the chunk
+  const __m512i ones = _mm512_set1_epi8(1);
+  const __m512i bias = _mm512_set1_epi32(static_cast<int32_t>(sub << 23));  // Σ of the 2^23 offsets
+  for (int64_t c0 = 0; c0 < d_in; c0 += kTile) {
+    const int64_t c1 = c0 + kTile < d_in ? c0 + kTile : d_in;
+    for (int64_t g = g0; g < g1; ++g) {
+      const uint8_t* cg = codes + 64 * rp.chunks * g;
+      const float* sg = scales + kLanes * rp.segs * g;
+      const int64_t n = d_out - kLanes * g < kLanes ? d_out - kLanes * g : kLanes;
+      const __mmask16 keep = static_cast<__mmask16>((1u << n) - 1);
+      __m512 acc = c0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(keep, y + kLanes * g);
+      for (int64_t b = c0 / sub; b < c1 / sub; ++b) {
+        const __m512 sc = _mm512_loadu_ps(sg + kLanes * (b / subs_per_seg));
+        if (delta[b] > 0.0f) {
+          __m512i a0e = _mm512_setzero_si512(), a0o = a0e, a1e = a0e, a1o = a0e, a2e = a0e, a2o = a0e;
+#pragma GCC unroll 8
+          for (int64_t k = per_sub * b; k < per_sub * (b + 1); ++k) {
+            const __m512i d = _mm512_loadu_si512(cg + 64 * k);
+            _mm_prefetch(reinterpret_cast<const char*>(cg + 64 * (rp.chunks + k)), _MM_HINT_T0);  // next group
+            const __m512i ie = _mm512_ternarylogic_epi32(d, low, quad, 0xEA);  // (d & low) | quad
+            const __m512i io = _mm512_ternarylogic_epi32(_mm512_srli_epi16(d, 4), low, quad, 0xEA);
+            const uint8_t* t = tab + kTabChunk * k;
+            a0e = _mm512_dpbusd_epi32(a0e, _mm512_permutexvar_epi8(ie, _mm512_load_si512(t)), ones);
+            a0o = _mm512_dpbusd_epi32(a0o, _mm512_permutexvar_epi8(io, _mm512_load_si512(t + 64)), ones);
+            a1e = _mm512_dpbusd_epi32(a1e, _mm512_permutexvar_epi8(ie, _mm512_load_si512(t + 128)), ones);
+            a1o = _mm512_dpbusd_epi32(a1o, _mm512_permutexvar_epi8(io, _mm512_load_si512(t + 192)), ones);
+            a2e = _mm512_dpbusd_epi32(a2e, _mm512_permutexvar_epi8(ie, _mm512_load_si512(t + 256)), ones);
+            a2o = _mm512_dpbusd_epi32(a2o, _mm512_permutexvar_epi8(io, _mm512_load_si512(t + 320)), ones);
+          }
+          __m512i q = _mm512_add_epi32(a0e, a0o);
+          q = _mm512_add_epi32(q, _mm512_slli_epi32(_mm512_add_epi32(a1e, a1o), 8));
+          q = _mm512_add_epi32(q, _mm512_slli_epi32(_mm512_add_epi32(a2e, a2o), 16));
+          const __m512 part = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, bias)), _mm512_set1_ps(delta[b]));
+          acc = _mm512_fmadd_ps(part, sc, acc);
+        } else {  // the fp32 path, as pass_avx512<1>
+          __m512 part[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+          for (int64_t k = per_sub * b; k < per_sub * (b + 1); ++k) {
+            for (int h = 0; h < 4; ++h) {
+              const __m512i d = _mm512_loadu_si512(cg + 64 * k + h);
+              part[h & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(d, cb), _mm512_set1_ps(x[kChunk * k + 2 * h]), part[h & 1]);
+              part[h & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(d, 4), cb),
+                                            _mm512_set1_ps(x[kChunk * k + 2 * h + 1]), part[h & 1]);
+            }
+          }
+          acc = _mm512_fmadd_ps(_mm512_add_ps(part[0], part[1]), sc, acc);
+        }
+      }
+      _mm512_mask_storeu_ps(y + kLanes * g, keep, acc);
+    }
+  }
+}
+
+// y = x·dequant(W)ᵀ for one row x on the tables path: tables built on all threads, then row groups
+// taken in pieces as threads finish (cores of a shared host run at different speeds).
+void gemv_tables(const p4j_ctx* ctx, const Rp& rp, int64_t d_in, int64_t d_out, const float* x, const uint8_t* codes,
+                 const float* scales, uint8_t* workspace, float* y) {
+  const float* code = nf4_code();
+  uint8_t* tab = workspace + ((64 - reinterpret_cast<uintptr_t>(workspace) % 64) % 64);
+  float* delta = reinterpret_cast<float*>(tab + tab_bytes(d_in));
+  const int64_t sub = rp_sub(rp), subs = d_in / sub;
+  int nt = threads_for(ctx, kLanes * d_in * rp.groups, kGrain);
+  const int64_t piece_cap = rp.groups / (4 * static_cast<int64_t>(nt));
+  const int64_t piece = piece_cap < 1 ? 1 : (piece_cap > 16 ? 16 : piece_cap);
+  const int64_t pieces = (rp.groups + piece - 1) / piece;
+  if (nt > pieces) nt = static_cast<int>(pieces);
+#pragma omp parallel num_threads(nt) if (nt > 1)
+  {
+#pragma omp for schedule(static)
+    for (int64_t b = 0; b < subs; ++b) build_tables(code, x, sub, b, tab, delta);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < pieces; ++p) {
+      const int64_t g1 = piece * (p + 1) < rp.groups ? piece * (p + 1) : rp.groups;
+      rows_tables(code, rp, d_in, d_out, piece * p, g1, x, codes, scales, tab, delta, y);
+    }
+  }
+}
+
 int32_t check_rp(const char* fn, int64_t d_in, int64_t d_out, int64_t bs, const uint8_t* codes, const float* scales) {
   P4J_TRY(check_shape(fn, d_in, d_out, bs));
   const Rp rp = rp_shape(d_in, d_out, bs);
@@ -246,8 +428,20 @@ int32_t p4j_nf4_rp_dequantize(p4j_ctx* ctx, int64_t d_in, int64_t d_out, int64_t
   });
 }
 
+int32_t p4j_nf4_rp_workspace(int64_t t, int64_t d_in, int64_t* bytes) {
+  const char* fn = "p4j_nf4_rp_workspace";
+  return guarded(fn, [&]() -> int32_t {
+    P4J_TRY(check_nonneg(fn, "t", t));
+    if (d_in <= 0 || d_in % kChunk != 0)
+      return fail(P4J_EINVAL, "%s: d_in (%lld) must be a positive multiple of 8", fn, static_cast<long long>(d_in));
+    P4J_TRY(check_ptr(fn, "bytes", bytes, 1));
+    *bytes = t == 1 ? tables_workspace(d_in) : 0;
+    return P4J_OK;
+  });
+}
+
 int32_t p4j_nf4_matmul_rp(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float* x,
-                          const uint8_t* codes, const float* scales, float* y) {
+                          const uint8_t* codes, const float* scales, uint8_t* workspace, float* y) {
   const char* fn = "p4j_nf4_matmul_rp";
   return guarded(fn, [&]() -> int32_t {
     P4J_TRY(check_ctx(fn, ctx));
@@ -257,10 +451,17 @@ int32_t p4j_nf4_matmul_rp(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, 
     P4J_TRY(check_dims(fn, "y", t, d_out));
     P4J_TRY(check_ptr(fn, "x", x, t * d_in));
     P4J_TRY(check_ptr(fn, "y", y, t * d_out));
+    if (t == 1) P4J_TRY(check_ptr(fn, "workspace", workspace, 1));
     if (t == 0 || d_out == 0) return P4J_OK;
     const Rp rp = rp_shape(d_in, d_out, blocksize);
+    // The tables path: one side per machine for a given PEFT4J_CPU_ISA run (a CPU fact where the
+    // avx512 run lacks VBMI or VNNI).
+    if (t == 1 && active_isa() == Isa::avx512 && cpu_has_vbmi_vnni()) {
+      gemv_tables(ctx, rp, d_in, d_out, x, codes, scales, workspace, y);
+      return P4J_OK;
+    }
     const float* code = nf4_code();
-    parallel_rows(ctx, rp.groups, kLanes * d_in * t, kGrain, [&](int64_t g0, int64_t g1) {
+    parallel_rows_dynamic(ctx, rp.groups, kLanes * d_in * t, kGrain, 4, [&](int64_t g0, int64_t g1) {
       rows_kernel(code, rp, t, d_in, d_out, g0, g1, x, codes, scales, y);
     });
     return P4J_OK;

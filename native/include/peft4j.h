@@ -25,6 +25,8 @@ extern "C" {
 #define P4J_CPU_FMA 2
 #define P4J_CPU_AVX512F 4
 #define P4J_CPU_AVX512BF16 8
+#define P4J_CPU_AVX512VBMI 16
+#define P4J_CPU_AVX512VNNI 32
 
 typedef struct p4j_ctx p4j_ctx;
 
@@ -223,10 +225,17 @@ int32_t p4j_nf4_repack(p4j_ctx* ctx, int64_t d_in, int64_t d_out, int64_t blocks
 /* out: [d_out, d_in] = code[q]·scale from the kernel layout: the values p4j_nf4_dequantize gives */
 int32_t p4j_nf4_rp_dequantize(p4j_ctx* ctx, int64_t d_in, int64_t d_out, int64_t blocksize, const uint8_t* codes,
                               const float* scales, float* out);
-/* y: [t, d_out] = x·dequant(W)ᵀ from the kernel layout; x: [t, d_in]. fp32 throughout: for each row
- * and segment, Σ code[q]·x (in a fixed order), times the segment's absmax, added to the row's sum. */
+/* bytes: [1] = the workspace p4j_nf4_matmul_rp needs for t rows of x (0 unless t = 1) */
+int32_t p4j_nf4_rp_workspace(int64_t t, int64_t d_in, int64_t* bytes);
+/* y: [t, d_out] = x·dequant(W)ᵀ from the kernel layout; x: [t, d_in]; workspace: p4j_nf4_rp_workspace
+ * bytes (may be null when that is 0). For each row and segment, Σ code[q]·x times the segment's
+ * absmax, added in fp32 to the row's sum; Σ code[q]·x in fp32 in a fixed order, except at t = 1 on
+ * AVX-512 with VBMI and VNNI: there, over each run of min(S, 64) columns whose x is finite, within
+ * [2^-100, 2^100] and without outliers (n·max|x| <= 16·Σ|x| over its n nonzero x), x·code[q] is
+ * rounded to a 24-bit fixed point of step 2^(e − 23) (max|x| < 2^e) and summed exactly: an error
+ * of at most 2^-19·Σ|x| of the run, times absmax, per run. */
 int32_t p4j_nf4_matmul_rp(p4j_ctx* ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float* x,
-                          const uint8_t* codes, const float* scales, float* y);
+                          const uint8_t* codes, const float* scales, uint8_t* workspace, float* y);
 /* ---- scaling (scaling.cpp) ----
  * Per-channel scaling of the scaling adapters (SSF, (IA)³, DoRA). */
 /* x: [t, d]; out: [t] = L2 norm of each row (accumulated in double) */

@@ -28,7 +28,7 @@ public class Nf4Bench {
     @State(Scope.Benchmark)
     public static class W {
         Backend be;
-        Tensor w, packed, absmax, codes, scales, deq, x1, y1, x, y, g, dx, ws, a, b, h, gb, da, db;
+        Tensor w, packed, absmax, codes, scales, ws1, deq, x1, y1, x, y, g, dx, ws, a, b, h, gb, da, db;
 
         @Setup(Level.Trial)
         public void setup() {
@@ -41,6 +41,7 @@ public class Nf4Bench {
             codes = Tensor.zeros(DType.U8, rp[0]);
             scales = Tensor.zeros(DType.F32, rp[1]);
             be.nf4Repack(BLOCK, D, D, packed, absmax, codes, scales);
+            ws1 = Tensor.zeros(DType.U8, be.nf4RpWorkspace(1, D));
             deq = Fill.random(be, D, D);
             x1 = Fill.random(be, 1, D);
             y1 = Fill.random(be, 1, D);
@@ -59,7 +60,7 @@ public class Nf4Bench {
 
         @TearDown(Level.Trial)
         public void tearDown() {
-            Fill.close(w, packed, absmax, codes, scales, deq, x1, y1, x, y, g, dx, ws, a, b, h, gb, da, db);
+            Fill.close(w, packed, absmax, codes, scales, ws1, deq, x1, y1, x, y, g, dx, ws, a, b, h, gb, da, db);
         }
     }
 
@@ -81,7 +82,7 @@ public class Nf4Bench {
      */
     @Benchmark
     public void gemvNf4(W s) {
-        s.be.nf4MatmulRp(BLOCK, s.x1, s.codes, s.scales, s.y1);
+        s.be.nf4MatmulRp(BLOCK, s.x1, s.codes, s.scales, s.ws1, s.y1);
     }
 
     /** The same product straight from bitsandbytes' layout (reads 8.5 MiB). */

@@ -3438,6 +3438,68 @@ public class Peft4j extends Peft4j$shared {
         }
     }
 
+    private static class p4j_nf4_rp_workspace {
+        public static final FunctionDescriptor DESC = FunctionDescriptor.of(
+            Peft4j.C_INT,
+            Peft4j.C_LONG,
+            Peft4j.C_LONG,
+            Peft4j.C_POINTER
+        );
+
+        public static final MemorySegment ADDR = SYMBOL_LOOKUP.findOrThrow("p4j_nf4_rp_workspace");
+
+        public static final MethodHandle HANDLE = Linker.nativeLinker().downcallHandle(ADDR, DESC);
+    }
+
+    /**
+     * Function descriptor for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_workspace(int64_t t, int64_t d_in, int64_t *bytes)
+     * }
+     */
+    public static FunctionDescriptor p4j_nf4_rp_workspace$descriptor() {
+        return p4j_nf4_rp_workspace.DESC;
+    }
+
+    /**
+     * Downcall method handle for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_workspace(int64_t t, int64_t d_in, int64_t *bytes)
+     * }
+     */
+    public static MethodHandle p4j_nf4_rp_workspace$handle() {
+        return p4j_nf4_rp_workspace.HANDLE;
+    }
+
+    /**
+     * Address for:
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_workspace(int64_t t, int64_t d_in, int64_t *bytes)
+     * }
+     */
+    public static MemorySegment p4j_nf4_rp_workspace$address() {
+        return p4j_nf4_rp_workspace.ADDR;
+    }
+
+    /**
+     * {@snippet lang=c :
+     * int32_t p4j_nf4_rp_workspace(int64_t t, int64_t d_in, int64_t *bytes)
+     * }
+     */
+    public static int p4j_nf4_rp_workspace(long t, long d_in, MemorySegment bytes) {
+        var mh$ = p4j_nf4_rp_workspace.HANDLE;
+        try {
+            if (TRACE_DOWNCALLS) {
+                traceDowncall("p4j_nf4_rp_workspace", t, d_in, bytes);
+            }
+            return (int)mh$.invokeExact(t, d_in, bytes);
+        } catch (Error | RuntimeException ex) {
+           throw ex;
+        } catch (Throwable ex$) {
+           throw new AssertionError("should not reach here", ex$);
+        }
+    }
+
     private static class p4j_nf4_matmul_rp {
         public static final FunctionDescriptor DESC = FunctionDescriptor.of(
             Peft4j.C_INT,
@@ -3446,6 +3508,7 @@ public class Peft4j extends Peft4j$shared {
             Peft4j.C_LONG,
             Peft4j.C_LONG,
             Peft4j.C_LONG,
+            Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
             Peft4j.C_POINTER,
@@ -3460,7 +3523,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Function descriptor for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, float *y)
+     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, uint8_t *workspace, float *y)
      * }
      */
     public static FunctionDescriptor p4j_nf4_matmul_rp$descriptor() {
@@ -3470,7 +3533,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Downcall method handle for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, float *y)
+     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, uint8_t *workspace, float *y)
      * }
      */
     public static MethodHandle p4j_nf4_matmul_rp$handle() {
@@ -3480,7 +3543,7 @@ public class Peft4j extends Peft4j$shared {
     /**
      * Address for:
      * {@snippet lang=c :
-     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, float *y)
+     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, uint8_t *workspace, float *y)
      * }
      */
     public static MemorySegment p4j_nf4_matmul_rp$address() {
@@ -3489,16 +3552,16 @@ public class Peft4j extends Peft4j$shared {
 
     /**
      * {@snippet lang=c :
-     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, float *y)
+     * int32_t p4j_nf4_matmul_rp(p4j_ctx *ctx, int64_t t, int64_t d_in, int64_t d_out, int64_t blocksize, const float *x, const uint8_t *codes, const float *scales, uint8_t *workspace, float *y)
      * }
      */
-    public static int p4j_nf4_matmul_rp(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment x, MemorySegment codes, MemorySegment scales, MemorySegment y) {
+    public static int p4j_nf4_matmul_rp(MemorySegment ctx, long t, long d_in, long d_out, long blocksize, MemorySegment x, MemorySegment codes, MemorySegment scales, MemorySegment workspace, MemorySegment y) {
         var mh$ = p4j_nf4_matmul_rp.HANDLE;
         try {
             if (TRACE_DOWNCALLS) {
-                traceDowncall("p4j_nf4_matmul_rp", ctx, t, d_in, d_out, blocksize, x, codes, scales, y);
+                traceDowncall("p4j_nf4_matmul_rp", ctx, t, d_in, d_out, blocksize, x, codes, scales, workspace, y);
             }
-            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, x, codes, scales, y);
+            return (int)mh$.invokeExact(ctx, t, d_in, d_out, blocksize, x, codes, scales, workspace, y);
         } catch (Error | RuntimeException ex) {
            throw ex;
         } catch (Throwable ex$) {

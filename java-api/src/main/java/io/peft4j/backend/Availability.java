@@ -32,7 +32,7 @@ public record Availability(String cpuLibrary, List<String> cpuFeatures, String b
                 MemorySegment f = arena.allocate(ValueLayout.JAVA_INT);
                 CpuBackend.check("p4j_cpu_features", Peft4j.p4j_cpu_features(f));
                 int bits = f.get(ValueLayout.JAVA_INT, 0);
-                String[] names = {"AVX2", "FMA", "AVX512F", "AVX512BF16"};
+                String[] names = {"AVX2", "FMA", "AVX512F", "AVX512BF16", "AVX512VBMI", "AVX512VNNI"};
                 for (int i = 0; i < names.length; i++) {
                     if ((bits & (1 << i)) != 0) features.add(names[i]);
                 }

@@ -219,8 +219,15 @@ public interface Backend extends AutoCloseable {
     /** out: F32 [d_out, d_in] = dequant(W) from the kernel layout: the values nf4Dequantize gives. */
     void nf4RpDequantize(int blockSize, Tensor codes, Tensor scales, Tensor out);
 
-    /** y: [t, d_out] = x·dequant(W)ᵀ from the kernel layout, x: [t, d_in]. */
-    void nf4MatmulRp(int blockSize, Tensor x, Tensor codes, Tensor scales, Tensor y);
+    /** Bytes of the U8 workspace nf4MatmulRp needs for t rows of x (0 unless t = 1). */
+    long nf4RpWorkspace(long t, long dIn);
+
+    /**
+     * y: [t, d_out] = x·dequant(W)ᵀ from the kernel layout, x: [t, d_in]; workspace: U8 of at least
+     * nf4RpWorkspace bytes (may be null when that is 0). At t = 1 on AVX-512 with VBMI and VNNI,
+     * x·code is summed in 24-bit fixed point over runs of 64 columns (peft4j.h says how and its error).
+     */
+    void nf4MatmulRp(int blockSize, Tensor x, Tensor codes, Tensor scales, Tensor workspace, Tensor y);
 
     // ---- scaling (SSF, (IA)³, DoRA) ----
 

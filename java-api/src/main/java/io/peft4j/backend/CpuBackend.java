@@ -563,14 +563,32 @@ public final class CpuBackend implements Backend {
     }
 
     @Override
-    public void nf4MatmulRp(int blockSize, Tensor x, Tensor codes, Tensor scales, Tensor y) {
+    public long nf4RpWorkspace(long t, long dIn) {
+        if (t < 0) throw new IllegalArgumentException("NF4 kernel layout workspace: t (" + t + ") must be >= 0");
+        if (dIn <= 0 || dIn % 8 != 0) throw new IllegalArgumentException("NF4 kernel layout: d_in (" + dIn + ") must be a positive multiple of 8");
+        MemorySegment out = scratch.get();
+        check("p4j_nf4_rp_workspace", Peft4j.p4j_nf4_rp_workspace(t, dIn, out));
+        return out.get(ValueLayout.JAVA_LONG, 0);
+    }
+
+    @Override
+    public void nf4MatmulRp(int blockSize, Tensor x, Tensor codes, Tensor scales, Tensor workspace, Tensor y) {
         matrix("x", x);
         matrix("y", y);
         if (y.dim(0) != x.dim(0)) throw new IllegalArgumentException("nf4MatmulRp: y " + y.describe() + " must have the rows of x " + x.describe());
         long t = x.dim(0), dIn = x.dim(1), dOut = y.dim(1);
         nf4RpStorage(blockSize, dIn, dOut, codes, scales);
+        long need = nf4RpWorkspace(t, dIn);
+        MemorySegment ws = workspace == null ? MemorySegment.NULL : workspace.segment();
+        if (need > 0) {
+            present("workspace", workspace);
+            if (workspace.dtype() != DType.U8 || workspace.numel() < need) {
+                throw new IllegalArgumentException("workspace " + workspace.describe() + " must be U8 with at least " + need
+                        + " elements (nf4RpWorkspace(" + t + ", " + dIn + "))");
+            }
+        }
         check("p4j_nf4_matmul_rp", Peft4j.p4j_nf4_matmul_rp(ctx(), t, dIn, dOut, blockSize, x.segment(), codes.segment(),
-                scales.segment(), y.segment()));
+                scales.segment(), ws, y.segment()));
     }
 
     /** codes U8 and scales F32 of the sizes nf4RpSize gives for W [dOut, dIn]. */

@@ -34,7 +34,8 @@ class IsaTest {
             assertEquals(0, Peft4j.p4j_cpu_features(feat));
             int bits = feat.get(ValueLayout.JAVA_INT, 0);
             int want = switch (eff) {
-                case "avx512" -> 1 | 2 | 4 | (IsaRun.cpuFlags().contains("avx512_bf16") ? 8 : 0);
+                case "avx512" -> 1 | 2 | 4 | (IsaRun.cpuFlags().contains("avx512_bf16") ? 8 : 0)
+                        | (IsaRun.cpuFlags().contains("avx512vbmi") ? 16 : 0) | (IsaRun.cpuFlags().contains("avx512_vnni") ? 32 : 0);
                 case "avx2" -> 1 | 2;
                 default -> 0;
             };

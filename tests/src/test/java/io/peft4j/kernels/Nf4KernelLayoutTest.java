@@ -113,7 +113,8 @@ class Nf4KernelLayoutTest {
             be.nf4Dequantize(bs, w[0], w[1], wdq);
             float[] x = c.normal(t * dIn);
             Tensor y = s.poisoned(t, dOut);
-            be.nf4MatmulRp(bs, s.of(x, t, dIn), w[2], w[3], y);
+            long ws = be.nf4RpWorkspace(t, dIn);
+            be.nf4MatmulRp(bs, s.of(x, t, dIn), w[2], w[3], ws == 0 ? null : s.poisonedBytes(ws), y);
             double[] ref = Reference.gemm(false, true, t, dOut, dIn, 1, toDouble(x), toDouble(wdq.toFloatArray()), 0, null);
             assertNormwise(c, "y", y.toFloatArray(), ref, gemmTol(dIn));
         }
@@ -126,9 +127,10 @@ class Nf4KernelLayoutTest {
             Case c = newCase("nf4 rp empty");
             Tensor[] w = quantizedAndRepacked(s, c, 64, 0, 64);
             Tensor y = s.poisoned(3, 0);
-            be.nf4MatmulRp(64, s.of(c.normal(3 * 64), 3, 64), w[2], w[3], y);
+            be.nf4MatmulRp(64, s.of(c.normal(3 * 64), 3, 64), w[2], w[3], null, y);
             Tensor[] w2 = quantizedAndRepacked(s, c, 64, 5, 64);
-            be.nf4MatmulRp(64, s.zeros(DType.F32, 0, 64), w2[2], w2[3], s.poisoned(0, 5));
+            be.nf4MatmulRp(64, s.zeros(DType.F32, 0, 64), w2[2], w2[3], null, s.poisoned(0, 5));
+            be.nf4MatmulRp(64, s.of(c.normal(64), 1, 64), w[2], w[3], s.poisonedBytes(be.nf4RpWorkspace(1, 64)), s.poisoned(1, 0));
             assertEquals(64, be.nf4RpSize(64, 64, 0)[0], "d_out = 0: only the 64 bytes read past the end");
         }
     }
@@ -149,9 +151,18 @@ class Nf4KernelLayoutTest {
             assertMessage(() -> be.nf4Repack(64, 64, 20, packed, am, codes, s.zeros(DType.F32, size[1] + 1)), "scales");
             assertMessage(() -> be.nf4Repack(64, 64, 20, packed, am, codes, s.zeros(DType.I32, size[1])), "scales");
             Tensor x = s.zeros(DType.F32, 2, 64);
-            assertMessage(() -> be.nf4MatmulRp(64, x, codes, scales, s.zeros(DType.F32, 3, 20)), "rows of x");
-            assertMessage(() -> be.nf4MatmulRp(64, x, codes, scales, s.zeros(DType.F32, 2, 40)), "codes");
-            assertMessage(() -> be.nf4MatmulRp(64, s.zeros(DType.F32, 2, 60), codes, scales, s.zeros(DType.F32, 2, 20)), "d_in (60)");
+            assertMessage(() -> be.nf4MatmulRp(64, x, codes, scales, null, s.zeros(DType.F32, 3, 20)), "rows of x");
+            assertMessage(() -> be.nf4MatmulRp(64, x, codes, scales, null, s.zeros(DType.F32, 2, 40)), "codes");
+            assertMessage(() -> be.nf4MatmulRp(64, s.zeros(DType.F32, 2, 60), codes, scales, null, s.zeros(DType.F32, 2, 20)), "d_in (60)");
+            assertEquals(0, be.nf4RpWorkspace(2, 64), "t = 2: no workspace");
+            long ws = be.nf4RpWorkspace(1, 64);
+            assertTrue(ws >= 8 * 384, "t = 1: 48 bytes of tables per column, got " + ws);
+            assertMessage(() -> be.nf4RpWorkspace(-1, 64), "t (-1)");
+            assertMessage(() -> be.nf4RpWorkspace(1, 12), "d_in (12)");
+            Tensor x1 = s.zeros(DType.F32, 1, 64), y1 = s.zeros(DType.F32, 1, 20);
+            assertMessage(() -> be.nf4MatmulRp(64, x1, codes, scales, null, y1), "workspace");
+            assertMessage(() -> be.nf4MatmulRp(64, x1, codes, scales, s.zeros(DType.U8, ws - 1), y1), "at least " + ws);
+            assertMessage(() -> be.nf4MatmulRp(64, x1, codes, scales, s.zeros(DType.F32, ws), y1), "must be U8");
             assertMessage(() -> be.nf4RpDequantize(64, codes, scales, s.zeros(DType.F32, 20, 72)), "codes");
         }
     }
@@ -163,14 +174,20 @@ class Nf4KernelLayoutTest {
             assertEquals(0, Peft4j.p4j_ctx_create(1, ctx));
             MemorySegment c = ctx.get(ValueLayout.ADDRESS, 0);
             MemorySegment x = a.allocate(4 * 64), codes = a.allocate(64 * 8 + 64), scales = a.allocate(4 * 16), y = a.allocate(4 * 16);
+            MemorySegment ws = a.allocate(8 * 384 + 96);
             y.fill((byte) 0x5a);
-            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 12, 16, 64, x, codes, scales, y));
+            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 12, 16, 64, x, codes, scales, ws, y));
             assertTrue(Peft4j.p4j_last_error().reinterpret(4096).getString(0).contains("d_in (12)"));
-            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 96, x, codes, scales, y));
-            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, -1, 64, 16, 64, x, codes, scales, y));
-            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 64, x, MemorySegment.NULL, scales, y));
-            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 64, x, codes, MemorySegment.NULL, y));
-            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 64, x, codes, scales, MemorySegment.NULL));
+            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 96, x, codes, scales, ws, y));
+            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, -1, 64, 16, 64, x, codes, scales, ws, y));
+            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 64, x, MemorySegment.NULL, scales, ws, y));
+            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 64, x, codes, MemorySegment.NULL, ws, y));
+            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 64, x, codes, scales, ws, MemorySegment.NULL));
+            assertEquals(-1, Peft4j.p4j_nf4_matmul_rp(c, 1, 64, 16, 64, x, codes, scales, MemorySegment.NULL, y));
+            assertTrue(Peft4j.p4j_last_error().reinterpret(4096).getString(0).contains("workspace"));
+            assertEquals(-1, Peft4j.p4j_nf4_rp_workspace(1, 12, a.allocate(8)));
+            assertEquals(-1, Peft4j.p4j_nf4_rp_workspace(-1, 64, a.allocate(8)));
+            assertEquals(-1, Peft4j.p4j_nf4_rp_workspace(1, 64, MemorySegment.NULL));
             assertEquals(-1, Peft4j.p4j_nf4_repack(c, 64, 16, 64, MemorySegment.NULL, scales, codes, scales));
             assertEquals(-1, Peft4j.p4j_nf4_rp_dequantize(c, 64, 16, 64, codes, scales, MemorySegment.NULL));
             assertEquals(-1, Peft4j.p4j_nf4_rp_size(64, 16, 64, MemorySegment.NULL, a.allocate(8)));

@@ -46,7 +46,8 @@ public final class Nf4Weight implements FrozenWeight {
     @Override
     public void forward(StepContext ctx, Tensor x, Tensor y) {
         if (x.dim(0) <= FEW_ROWS && kernelLayout(ctx.backend())) {
-            ctx.backend().nf4MatmulRp(w.blockSize(), x, codes, scales, y);
+            long ws = ctx.backend().nf4RpWorkspace(x.dim(0), w.shape()[1]);
+            ctx.backend().nf4MatmulRp(w.blockSize(), x, codes, scales, ws == 0 ? null : ctx.allocate(DType.U8, ws), y);
             return;
         }
         ctx.backend().nf4Matmul(w.blockSize(), x, w.packed(), absmax(ctx), workspace(ctx, x.dim(0)), y);
