@@ -269,7 +269,7 @@ P4J_TARGET_VBMI __attribute__((noinline)) void rows_tables(const float* code, co
   const __m512i low = _mm512_set1_epi8(0x0F);
   const __m512i quad = _mm512_set1_epi32(0x30201000);  // byte 4l + m: m·16, column 2m (+1) of the chunk
   const __m512i ones = _mm512_set1_epi8(1);
-  const __m512i bias = _mm512_set1_epi32(static_cast<int32_t>(sub << 23));  // Σ of the 2^23 offsets
+  const __m512i neg_bias = _mm512_set1_epi32(-static_cast<int32_t>(sub << 23));
   for (int64_t c0 = 0; c0 < d_in; c0 += kTile) {
     const int64_t c1 = c0 + kTile < d_in ? c0 + kTile : d_in;
     for (int64_t g = g0; g < g1; ++g) {
@@ -281,7 +281,8 @@ P4J_TARGET_VBMI __attribute__((noinline)) void rows_tables(const float* code, co
       for (int64_t b = c0 / sub; b < c1 / sub; ++b) {
         const __m512 sc = _mm512_loadu_ps(sg + kLanes * (b / subs_per_seg));
         if (delta[b] > 0.0f) {
-          __m512i a0e = _mm512_setzero_si512(), a0o = a0e, a1e = a0e, a1o = a0e, a2e = a0e, a2o = a0e;
+          // a0e starts at −Σ of the 2^23 offsets, so the recombined sum is Σ q
+          __m512i a0e = neg_bias, a0o = _mm512_setzero_si512(), a1e = a0o, a1o = a0o, a2e = a0o, a2o = a0o;
 #pragma GCC unroll 8
           for (int64_t k = per_sub * b; k < per_sub * (b + 1); ++k) {
             const __m512i d = _mm512_loadu_si512(cg + 64 * k);
@@ -299,7 +300,7 @@ P4J_TARGET_VBMI __attribute__((noinline)) void rows_tables(const float* code, co
           __m512i q = _mm512_add_epi32(a0e, a0o);
           q = _mm512_add_epi32(q, _mm512_slli_epi32(_mm512_add_epi32(a1e, a1o), 8));
           q = _mm512_add_epi32(q, _mm512_slli_epi32(_mm512_add_epi32(a2e, a2o), 16));
-          const __m512 part = _mm512_mul_ps(_mm512_cvtepi32_ps(_mm512_sub_epi32(q, bias)), _mm512_set1_ps(delta[b]));
+          const __m512 part = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(delta[b]));
           acc = _mm512_fmadd_ps(part, sc, acc);
         } else {  // the fp32 path, as pass_avx512<1>
           __m512 part[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
