@@ -12,7 +12,7 @@ import java.util.List;
  * What this machine offers peft4j.
  *
  * @param cpuLibrary   where libpeft4j.so was loaded from, or why it could not be
- * @param cpuFeatures  vector extensions the kernels use (AVX2, FMA, AVX512F, AVX512BF16)
+ * @param cpuFeatures  vector extensions the kernels use (AVX2, FMA, AVX512F, AVX512BF16, AVX512VBMI, AVX512VNNI)
  * @param buildInfo    compiler, BLAS library and OpenMP runtime of the native build
  * @param threads      threads the shared CPU backend uses
  * @param cuda         the CUDA library and devices found, or what is missing
