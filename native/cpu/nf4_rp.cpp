@@ -8,7 +8,6 @@
 // one absmax vector per segment scales Σ code·x of the 16 rows.
 #include <immintrin.h>
 
-
 #include "internal.h"
 #include "nf4.h"
 
@@ -169,16 +168,16 @@ void rows_kernel(const float* code, const Rp& rp, int64_t t, int64_t d_in, int64
 // Why: the kernel above spends one codebook permute and one FMA per 16 weights on the two 512-bit
 // ports, which bounds a decode step on two cores well above a quarter of the fp32 GEMV on a CPU
 // whose large L3 holds the fp32 weight. Here x is folded into the tables instead: for column c,
-// x[c]·code[q] in 24-bit fixed point (step delta = 2^(e − 23), |x| < 2^e over the sub-block) as
+// x[c]·code[q] in 24-bit fixed point (step delta = 2^(e − 23), |x| < 2^e over a run of columns) as
 // three byte planes; one byte permute (vpermb: 64 lanes, 4 columns × 16 codes per table) and one
 // vpdpbusd (4 bytes summed into each of 16 int32 lanes, 64 weights) per plane do 64 weights, so
-// 128 weights take 15 vector ops instead of 20, and the sums over a sub-block are exact. Each
-// sub-block's sum is converted once, times delta and the row's absmax, into the fp32 row sum.
-// Error: at most n_nz·delta/2 per sub-block (n_nz = its nonzero x), which kSpread bounds by
-// 2^-19·Σ|x| of the sub-block; a sub-block where x is not finite, outside [2^-100, 2^100] or has
+// 128 weights take 15 vector ops instead of 20, and the sums over a run are exact. Each
+// run's sum is converted once, times delta and the row's absmax, into the fp32 row sum.
+// Error: at most n_nz·delta/2 per run (n_nz = its nonzero x), which kSpread bounds by
+// 2^-19·Σ|x| of the run; a run where x is not finite, outside [2^-100, 2^100] or has
 // outliers (n_nz·max|x| > kSpread·Σ|x|) takes the fp32 path of the kernel above instead (delta 0).
 constexpr int64_t kTabChunk = 384;  // table bytes per chunk: 3 planes × (even, odd columns) × 64
-constexpr int64_t kSubMax = 64;     // columns summed exactly before one conversion (Σ < 2^30)
+constexpr int64_t kSubMax = 64;     // columns per run (a run stays inside one segment; |Σ q| < 2^29)
 constexpr int64_t kTile = 512;      // columns per sweep over a piece of row groups: 24 KiB of tables, in L1
 constexpr float kSpread = 16.0f;
 
@@ -206,7 +205,7 @@ P4J_INLINE float pow2(int k) {
   return f;
 }
 
-// Sub-block b of x (sub columns): delta[b], and the tables of its chunks when delta > 0.
+// Run b of x (sub columns): delta[b], and the tables of its chunks when delta > 0 (0: the fp32 path).
 P4J_TARGET_VBMI void build_tables(const float* code, const float* __restrict x, int64_t sub, int64_t b,
                                   uint8_t* __restrict tab, float* __restrict delta) {
   const float* xb = x + sub * b;
@@ -286,7 +285,7 @@ P4J_TARGET_VBMI __attribute__((noinline)) void rows_tables(const float* code, co
 #pragma GCC unroll 8
           for (int64_t k = per_sub * b; k < per_sub * (b + 1); ++k) {
             const __m512i d = _mm512_loadu_si512(cg + 64 * k);
-            _mm_prefetch(reinterpret_cast<const char*>(cg + 64 * (rp.chunks + k)), _MM_HINT_T0);  // next group
+            _mm_prefetch(reinterpret_cast<const char*>(cg + 64 * (rp.chunks + k)), _MM_HINT_T0);  // next group's (never faults)
             const __m512i ie = _mm512_ternarylogic_epi32(d, low, quad, 0xEA);  // (d & low) | quad
             const __m512i io = _mm512_ternarylogic_epi32(_mm512_srli_epi16(d, 4), low, quad, 0xEA);
             const uint8_t* t = tab + kTabChunk * k;
