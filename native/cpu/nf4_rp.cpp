@@ -255,67 +255,89 @@ P4J_TARGET_VBMI void build_tables(const float* code, const float* __restrict x, 
   }
 }
 
-// Row groups [g0, g1) of y = x·dequant(W)ᵀ for one row of x, column tile by column tile (the
-// group's running sums kept in y between tiles).
-P4J_TARGET_VBMI __attribute__((noinline)) void rows_tables(const float* code, const Rp& rp, int64_t d_in,
-                                                           int64_t d_out, int64_t g0, int64_t g1,
-                                                           const float* __restrict x, const uint8_t* __restrict codes,
-                                                           const float* __restrict scales,
-                                                           const uint8_t* __restrict tab,
-                                                           const float* __restrict delta, float* __restrict y) {
+// G row groups from g of y = x·dequant(W)ᵀ for one row of x over columns [c0, c1), added to the
+// running sums in y (set when c0 = 0). Two groups share each table read.
+template <int G>
+P4J_TARGET_VBMI P4J_INLINE void groups_tables(const Rp& rp, int64_t d_out, int64_t g, int64_t c0, int64_t c1,
+                                              __m512 cb, const float* __restrict x, const uint8_t* __restrict codes,
+                                              const float* __restrict scales, const uint8_t* __restrict tab,
+                                              const float* __restrict delta, float* __restrict y) {
   const int64_t sub = rp_sub(rp), subs_per_seg = rp.seg / sub, per_sub = sub / kChunk;
-  const __m512 cb = _mm512_loadu_ps(code);
   const __m512i low = _mm512_set1_epi8(0x0F);
   const __m512i quad = _mm512_set1_epi32(0x30201000);  // byte 4l + m: m·16, column 2m (+1) of the chunk
   const __m512i ones = _mm512_set1_epi8(1);
   const __m512i neg_bias = _mm512_set1_epi32(-static_cast<int32_t>(sub << 23));
-  for (int64_t c0 = 0; c0 < d_in; c0 += kTile) {
-    const int64_t c1 = c0 + kTile < d_in ? c0 + kTile : d_in;
-    for (int64_t g = g0; g < g1; ++g) {
-      const uint8_t* cg = codes + 64 * rp.chunks * g;
-      const float* sg = scales + kLanes * rp.segs * g;
-      const int64_t n = d_out - kLanes * g < kLanes ? d_out - kLanes * g : kLanes;
-      const __mmask16 keep = static_cast<__mmask16>((1u << n) - 1);
-      __m512 acc = c0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(keep, y + kLanes * g);
-      for (int64_t b = c0 / sub; b < c1 / sub; ++b) {
-        const __m512 sc = _mm512_loadu_ps(sg + kLanes * (b / subs_per_seg));
-        if (delta[b] > 0.0f) {
-          // a0e starts at −Σ of the 2^23 offsets, so the recombined sum is Σ q
-          __m512i a0e = neg_bias, a0o = _mm512_setzero_si512(), a1e = a0o, a1o = a0o, a2e = a0o, a2o = a0o;
+  const uint8_t* cg[G];
+  const float* sg[G];
+  __mmask16 keep[G];
+  __m512 acc[G];
+  for (int i = 0; i < G; ++i) {
+    cg[i] = codes + 64 * rp.chunks * (g + i);
+    sg[i] = scales + kLanes * rp.segs * (g + i);
+    const int64_t n = d_out - kLanes * (g + i) < kLanes ? d_out - kLanes * (g + i) : kLanes;
+    keep[i] = static_cast<__mmask16>((1u << n) - 1);
+    acc[i] = c0 == 0 ? _mm512_setzero_ps() : _mm512_maskz_loadu_ps(keep[i], y + kLanes * (g + i));
+  }
+  for (int64_t b = c0 / sub; b < c1 / sub; ++b) {
+    if (delta[b] > 0.0f) {
+      // a[i][0] starts at −Σ of the 2^23 offsets, so the recombined sum is Σ q
+      __m512i a[G][6];
+      for (int i = 0; i < G; ++i) {
+        a[i][0] = neg_bias;
+        for (int j = 1; j < 6; ++j) a[i][j] = _mm512_setzero_si512();
+      }
 #pragma GCC unroll 8
-          for (int64_t k = per_sub * b; k < per_sub * (b + 1); ++k) {
-            const __m512i d = _mm512_loadu_si512(cg + 64 * k);
-            _mm_prefetch(reinterpret_cast<const char*>(cg + 64 * (rp.chunks + k)), _MM_HINT_T0);  // next group's (never faults)
-            const __m512i ie = _mm512_ternarylogic_epi32(d, low, quad, 0xEA);  // (d & low) | quad
-            const __m512i io = _mm512_ternarylogic_epi32(_mm512_srli_epi16(d, 4), low, quad, 0xEA);
-            const uint8_t* t = tab + kTabChunk * k;
-            a0e = _mm512_dpbusd_epi32(a0e, _mm512_permutexvar_epi8(ie, _mm512_load_si512(t)), ones);
-            a0o = _mm512_dpbusd_epi32(a0o, _mm512_permutexvar_epi8(io, _mm512_load_si512(t + 64)), ones);
-            a1e = _mm512_dpbusd_epi32(a1e, _mm512_permutexvar_epi8(ie, _mm512_load_si512(t + 128)), ones);
-            a1o = _mm512_dpbusd_epi32(a1o, _mm512_permutexvar_epi8(io, _mm512_load_si512(t + 192)), ones);
-            a2e = _mm512_dpbusd_epi32(a2e, _mm512_permutexvar_epi8(ie, _mm512_load_si512(t + 256)), ones);
-            a2o = _mm512_dpbusd_epi32(a2o, _mm512_permutexvar_epi8(io, _mm512_load_si512(t + 320)), ones);
-          }
-          __m512i q = _mm512_add_epi32(a0e, a0o);
-          q = _mm512_add_epi32(q, _mm512_slli_epi32(_mm512_add_epi32(a1e, a1o), 8));
-          q = _mm512_add_epi32(q, _mm512_slli_epi32(_mm512_add_epi32(a2e, a2o), 16));
-          const __m512 part = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(delta[b]));
-          acc = _mm512_fmadd_ps(part, sc, acc);
-        } else {  // the fp32 path, as pass_avx512<1>
-          __m512 part[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
-          for (int64_t k = per_sub * b; k < per_sub * (b + 1); ++k) {
-            for (int h = 0; h < 4; ++h) {
-              const __m512i d = _mm512_loadu_si512(cg + 64 * k + h);
-              part[h & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(d, cb), _mm512_set1_ps(x[kChunk * k + 2 * h]), part[h & 1]);
-              part[h & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(d, 4), cb),
-                                            _mm512_set1_ps(x[kChunk * k + 2 * h + 1]), part[h & 1]);
-            }
-          }
-          acc = _mm512_fmadd_ps(_mm512_add_ps(part[0], part[1]), sc, acc);
+      for (int64_t k = per_sub * b; k < per_sub * (b + 1); ++k) {
+        const uint8_t* t = tab + kTabChunk * k;
+        __m512i ix[G][2];
+        for (int i = 0; i < G; ++i) {
+          const __m512i d = _mm512_loadu_si512(cg[i] + 64 * k);
+          _mm_prefetch(reinterpret_cast<const char*>(cg[i] + 64 * (G * rp.chunks + k)), _MM_HINT_T0);  // never faults
+          ix[i][0] = _mm512_ternarylogic_epi32(d, low, quad, 0xEA);  // (d & low) | quad
+          ix[i][1] = _mm512_ternarylogic_epi32(_mm512_srli_epi16(d, 4), low, quad, 0xEA);
+        }
+        for (int j = 0; j < 6; ++j) {  // plane j / 2, even (j even) or odd columns
+          const __m512i tj = _mm512_load_si512(t + 64 * j);
+          for (int i = 0; i < G; ++i) a[i][j] = _mm512_dpbusd_epi32(a[i][j], _mm512_permutexvar_epi8(ix[i][j & 1], tj), ones);
         }
       }
-      _mm512_mask_storeu_ps(y + kLanes * g, keep, acc);
+      for (int i = 0; i < G; ++i) {
+        __m512i q = _mm512_add_epi32(a[i][0], a[i][1]);
+        q = _mm512_add_epi32(q, _mm512_slli_epi32(_mm512_add_epi32(a[i][2], a[i][3]), 8));
+        q = _mm512_add_epi32(q, _mm512_slli_epi32(_mm512_add_epi32(a[i][4], a[i][5]), 16));
+        const __m512 part = _mm512_mul_ps(_mm512_cvtepi32_ps(q), _mm512_set1_ps(delta[b]));
+        acc[i] = _mm512_fmadd_ps(part, _mm512_loadu_ps(sg[i] + kLanes * (b / subs_per_seg)), acc[i]);
+      }
+    } else {  // the fp32 path, as pass_avx512<1>
+      for (int i = 0; i < G; ++i) {
+        __m512 part[2] = {_mm512_setzero_ps(), _mm512_setzero_ps()};
+        for (int64_t k = per_sub * b; k < per_sub * (b + 1); ++k) {
+          for (int h = 0; h < 4; ++h) {
+            const __m512i d = _mm512_loadu_si512(cg[i] + 64 * k + h);
+            part[h & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(d, cb), _mm512_set1_ps(x[kChunk * k + 2 * h]), part[h & 1]);
+            part[h & 1] = _mm512_fmadd_ps(_mm512_permutexvar_ps(_mm512_srli_epi32(d, 4), cb),
+                                          _mm512_set1_ps(x[kChunk * k + 2 * h + 1]), part[h & 1]);
+          }
+        }
+        acc[i] = _mm512_fmadd_ps(_mm512_add_ps(part[0], part[1]), _mm512_loadu_ps(sg[i] + kLanes * (b / subs_per_seg)), acc[i]);
+      }
     }
+  }
+  for (int i = 0; i < G; ++i) _mm512_mask_storeu_ps(y + kLanes * (g + i), keep[i], acc[i]);
+}
+
+// Row groups [g0, g1) of y = x·dequant(W)ᵀ for one row of x, column tile by column tile (the
+// groups' running sums kept in y between tiles), two groups at a time.
+P4J_TARGET_VBMI __attribute__((noinline)) void rows_tables(const float* code, const Rp& rp, int64_t d_in,
+                                                           int64_t d_out, int64_t g0, int64_t g1, const float* x,
+                                                           const uint8_t* codes, const float* scales,
+                                                           const uint8_t* tab, const float* delta, float* y) {
+  const __m512 cb = _mm512_loadu_ps(code);
+  for (int64_t c0 = 0; c0 < d_in; c0 += kTile) {
+    const int64_t c1 = c0 + kTile < d_in ? c0 + kTile : d_in;
+    int64_t g = g0;
+    for (; g + 2 <= g1; g += 2) groups_tables<2>(rp, d_out, g, c0, c1, cb, x, codes, scales, tab, delta, y);
+    if (g < g1) groups_tables<1>(rp, d_out, g, c0, c1, cb, x, codes, scales, tab, delta, y);
   }
 }
 

@@ -34,8 +34,9 @@ class Nf4GemvTablesTest {
 
     static Stream<Arguments> cases() {
         // {d_in, d_out, blocksize}: runs of 64 (block 64), of 8 (d_in = 8·odd), of 64 inside a
-        // 4096 block over eight column tiles, of 32 (block 32), of 64 in 256-column segments.
-        int[][] shapes = {{1024, 45, 64}, {200, 33, 128}, {4096, 17, 4096}, {520, 37, 32}, {768, 70, 256}};
+        // 4096 block over eight column tiles, of 32 (block 32), of 64 in 256-column segments, and
+        // 19 row groups on two threads in pieces of two (pairs of groups sharing table reads, one alone).
+        int[][] shapes = {{1024, 45, 64}, {200, 33, 128}, {4096, 17, 4096}, {520, 37, 32}, {768, 70, 256}, {1536, 300, 64}};
         String[] inputs = {"normal", "sparse", "outlier over zero weights", "wide range", "zero runs", "tie at 2^23",
                 "tiny and huge runs", "infinity", "nan"};
         List<Arguments> out = new ArrayList<>();
