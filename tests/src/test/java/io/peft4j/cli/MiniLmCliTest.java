@@ -2,6 +2,7 @@ package io.peft4j.cli;
 
 import static org.junit.jupiter.api.Assertions.assertArrayEquals;
 import static org.junit.jupiter.api.Assertions.assertEquals;
+import static org.junit.jupiter.api.Assertions.assertFalse;
 import static org.junit.jupiter.api.Assertions.assertTrue;
 
 import io.peft4j.backend.Backend;
@@ -75,6 +76,7 @@ class MiniLmCliTest {
             assertArrayEquals(new long[] {7, 384}, f.entry("base_model.model.classifier.weight").shape());
             assertEquals("minilm", f.metadata().get("peft4j.base.model"));
         }
+        assertEquals("fortunes", Cli.readJson(tmp.resolve("lora/run.json")).get("task"), "run.json names the text task");
         Map<String, Object> config = Cli.readJson(adapter.resolve("adapter_config.json"));
         assertEquals(List.of("classifier"), config.get("modules_to_save"));
         assertEquals(List.of("query", "value"), config.get("target_modules"));
@@ -98,6 +100,15 @@ class MiniLmCliTest {
         Cli.Run otherSeed = Cli.run(args("eval", "--adapter", tmp.resolve("lora").toString(), "--seed", "3"));
         assertEquals(2, otherSeed.code());
         assertTrue(otherSeed.err().contains("run with --model minilm --seed 0"), otherSeed.err());
+
+        // --task picks a Fashion-MNIST task: refused, not ignored, on the text model.
+        Cli.Run withTask = Cli.run(args("eval", "--adapter", tmp.resolve("lora").toString(), "--task", "original"));
+        assertEquals(2, withTask.code(), withTask.out() + withTask.err());
+        assertTrue(withTask.err().contains("--task applies to the Fashion-MNIST models (mlp, vit)"), withTask.err());
+        Cli.Run trainWithTask = Cli.run(args("train", "--model", "minilm", "--task", "rot90", "--epochs", "1", "--out", tmp.resolve("task").toString()));
+        assertEquals(2, trainWithTask.code(), trainWithTask.out() + trainWithTask.err());
+        assertTrue(trainWithTask.err().contains("--model minilm trains and evaluates on fortunes"), trainWithTask.err());
+        assertFalse(Files.exists(tmp.resolve("task")), "nothing written for a refused run");
 
         // --resume rebuilds the base and the 42-text subset from run.json and trains one more epoch.
         Cli.Run resumed = Cli.run("train", "--resume", tmp.resolve("lora").toString(), "--epochs", "2", "--no-progress",

@@ -36,6 +36,7 @@ import picocli.CommandLine.Command;
 import picocli.CommandLine.Mixin;
 import picocli.CommandLine.Option;
 import picocli.CommandLine.Parameters;
+import picocli.CommandLine.Spec;
 
 /** The peft4j command line: demo, train, eval, merge, compare, methods, info, help. */
 @Command(name = "peft4j", mixinStandardHelpOptions = true, version = "peft4j 0.1.0",
@@ -163,6 +164,13 @@ public final class Main implements Runnable {
         }
     }
 
+    /** --task picks a Fashion-MNIST task; refused, rather than ignored, when the base is the text model. */
+    static void refuseTaskForText(Workflow w, CommandLine.Model.CommandSpec spec) {
+        if (w.textTask() && spec.commandLine().getParseResult().hasMatchedOption("--task")) {
+            throw new IllegalArgumentException("--task applies to the Fashion-MNIST models (mlp, vit); --model minilm trains and evaluates on fortunes");
+        }
+    }
+
     static Task task(String name) {
         try {
             return Task.parse(name);
@@ -238,8 +246,9 @@ public final class Main implements Runnable {
         @Mixin BaseOptions baseOptions;
         @Mixin MethodOptions methodOptions;
         @Mixin TrainOptions trainOptions;
-        @Option(names = "--task", paramLabel = "TASK", defaultValue = "rot90", description = "original or rot90") String task;
+        @Option(names = "--task", paramLabel = "TASK", defaultValue = "rot90", description = "original or rot90 (Fashion-MNIST models)") String task;
         @Option(names = "--out", paramLabel = "DIR", defaultValue = "peft4j-train", description = "the run directory") Path out;
+        @Spec CommandLine.Model.CommandSpec spec;
         @Option(names = "--resume", paramLabel = "DIR",
                 description = "continue the run in DIR (interrupted, or finished and given more --epochs) with its recorded settings")
         Path resume;
@@ -254,6 +263,7 @@ public final class Main implements Runnable {
             Workflow w = common.workflow();
             Workflow.TrainSettings s = trainOptions.settings(method.method(), t, w.out);
             BaseModel base = w.base(baseOptions, s.seed(), true);
+            refuseTaskForText(w, spec);
             try (RunDir run = RunDir.open(out, false)) {
                 writeRecord(run, method, s, base, common.limit, null);
                 Workflow.FineTuned ft = w.fineTune(base.model(), method.config(), s, run.work(), null, method.method().name());
@@ -270,6 +280,9 @@ public final class Main implements Runnable {
             run.commit();
         }
 
+        /** run.json's task for a run on the text model, whose data are fortunes whatever the Task. */
+        static final String TEXT_TASK = "fortunes";
+
         /** run.json: what --resume needs to continue the run (written at the start too, so an interrupted run can be resumed). */
         static void writeRecord(RunDir run, MethodOptions.Resolved method, Workflow.TrainSettings s, BaseModel base, int limit, Double accuracy) {
             Map<String, Object> record = new LinkedHashMap<>();
@@ -279,7 +292,7 @@ public final class Main implements Runnable {
             record.put("lr", s.lr());
             record.put("batch", s.batch());
             record.put("seed", s.seed());
-            record.put("task", s.task().name().toLowerCase(Locale.ROOT));
+            record.put("task", MiniLmBase.MODEL.equals(base.origin().get("model")) ? TEXT_TASK : s.task().name().toLowerCase(Locale.ROOT));
             record.put("limit", limit);
             record.put("base", base.origin());
             record.put("base_sha256", base.sha256());
@@ -303,7 +316,8 @@ public final class Main implements Runnable {
         private int resume() throws IOException {
             if (methodOptions.variant != null || methodOptions.config != null || !methodOptions.set.isEmpty() || methodOptions.rank != null
                     || methodOptions.alpha != null || methodOptions.dropout != null || methodOptions.targets != null || trainOptions.lr != null
-                    || trainOptions.batch != null || trainOptions.seed != null || baseOptions.base != null) {
+                    || trainOptions.batch != null || trainOptions.seed != null || baseOptions.base != null
+                    || spec.commandLine().getParseResult().hasMatchedOption("--task")) {
                 throw new IllegalArgumentException("--resume continues with the run's recorded settings; only --epochs (and --data, --cache, --no-progress) may be given");
             }
             trainOptions.validate();
@@ -322,7 +336,7 @@ public final class Main implements Runnable {
             int recordedEpochs = ((Number) rec.get("epochs")).intValue();
             Workflow.TrainSettings s = new Workflow.TrainSettings(trainOptions.epochs == null ? recordedEpochs : trainOptions.epochs,
                     ((Number) rec.get("lr")).floatValue(), ((Number) rec.get("batch")).intValue(), ((Number) rec.get("seed")).longValue(),
-                    task((String) rec.get("task")));
+                    TEXT_TASK.equals(rec.get("task")) ? Task.ROT90 : task((String) rec.get("task")));  // the text model's data ignore it
             Workflow w = new Workflow(common.data, common.cache, ((Number) rec.get("limit")).intValue(), !common.noProgress, OUT.get());
             Map<String, String> origin = (Map<String, String>) rec.get("base");
             BaseOptions bo = new BaseOptions();
@@ -368,7 +382,8 @@ public final class Main implements Runnable {
         Path adapter;
         @Option(names = "--seed", paramLabel = "N", description = "seed of the cached pretrained base (default: the adapter's recorded base, else 0)")
         Long seed;
-        @Option(names = "--task", paramLabel = "TASK", defaultValue = "rot90", description = "original or rot90") String task;
+        @Option(names = "--task", paramLabel = "TASK", defaultValue = "rot90", description = "original or rot90 (Fashion-MNIST models)") String task;
+        @Spec CommandLine.Model.CommandSpec spec;
         @Option(names = "--save-logits", paramLabel = "FILE", description = "also write the test logits [n, classes] and labels [n] as safetensors")
         Path saveLogits;
         @Mixin RankSweep.Options rankSweep;
@@ -386,6 +401,7 @@ public final class Main implements Runnable {
             } else {
                 model = w.base(baseOptions, seed == null ? 0 : seed, true).model();
             }
+            refuseTaskForText(w, spec);
             if (saveLogits != null) writeLogits(w, model, t);
             if (rankSweep.enabled) return RankSweep.run(w, model, adapter, t, rankSweep.chart);
             w.out.printf(Locale.ROOT, "%s accuracy %.4f%n", w.taskName(t), w.accuracy(model, t));

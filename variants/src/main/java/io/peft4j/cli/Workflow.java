@@ -71,6 +71,11 @@ final class Workflow {
     }
 
     /** The task's name in reports: "fortunes" for the text task, else "original" or "rot90". */
+    /** Whether the base is the text model (one data set, fortunes: --task does not apply). */
+    boolean textTask() {
+        return text != null;
+    }
+
     String taskName(Task task) {
         return text != null ? "fortunes" : task.name().toLowerCase(java.util.Locale.ROOT);
     }
