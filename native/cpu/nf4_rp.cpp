@@ -34,10 +34,15 @@ Rp rp_shape(int64_t d_in, int64_t d_out, int64_t bs) {
   return Rp{(d_out + kLanes - 1) / kLanes, d_in / kChunk, seg, d_in / seg};
 }
 
-int32_t check_shape(const char* fn, int64_t d_in, int64_t d_out, int64_t bs) {
-  P4J_TRY(check_nonneg(fn, "d_out", d_out));
+int32_t check_d_in(const char* fn, int64_t d_in) {
   if (d_in <= 0 || d_in % kChunk != 0)
     return fail(P4J_EINVAL, "%s: d_in (%lld) must be a positive multiple of 8", fn, static_cast<long long>(d_in));
+  return P4J_OK;
+}
+
+int32_t check_shape(const char* fn, int64_t d_in, int64_t d_out, int64_t bs) {
+  P4J_TRY(check_nonneg(fn, "d_out", d_out));
+  P4J_TRY(check_d_in(fn, d_in));
   P4J_TRY(check_dims(fn, "W", d_out, d_in));
   if (bs < 32 || bs > 4096 || (bs & (bs - 1)) != 0)
     return fail(P4J_EINVAL, "%s: blocksize (%lld) is not a power of two in [32, 4096]", fn, static_cast<long long>(bs));
@@ -454,8 +459,7 @@ int32_t p4j_nf4_rp_workspace(int64_t t, int64_t d_in, int64_t* bytes) {
   const char* fn = "p4j_nf4_rp_workspace";
   return guarded(fn, [&]() -> int32_t {
     P4J_TRY(check_nonneg(fn, "t", t));
-    if (d_in <= 0 || d_in % kChunk != 0)
-      return fail(P4J_EINVAL, "%s: d_in (%lld) must be a positive multiple of 8", fn, static_cast<long long>(d_in));
+    P4J_TRY(check_d_in(fn, d_in));
     P4J_TRY(check_ptr(fn, "bytes", bytes, 1));
     *bytes = t == 1 ? tables_workspace(d_in) : 0;
     return P4J_OK;

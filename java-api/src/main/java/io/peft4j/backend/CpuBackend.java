@@ -538,7 +538,7 @@ public final class CpuBackend implements Backend {
     @Override
     public long[] nf4RpSize(int blockSize, long dIn, long dOut) {
         nf4BlockSize(blockSize);
-        if (dIn <= 0 || dIn % 8 != 0) throw new IllegalArgumentException("NF4 kernel layout: d_in (" + dIn + ") must be a positive multiple of 8");
+        nf4RpDIn(dIn);
         if (dOut < 0) throw new IllegalArgumentException("NF4 kernel layout: d_out (" + dOut + ") must be >= 0");
         MemorySegment out = scratch.get();
         check("p4j_nf4_rp_size", Peft4j.p4j_nf4_rp_size(dIn, dOut, blockSize, out, out.asSlice(8)));
@@ -565,7 +565,7 @@ public final class CpuBackend implements Backend {
     @Override
     public long nf4RpWorkspace(long t, long dIn) {
         if (t < 0) throw new IllegalArgumentException("NF4 kernel layout workspace: t (" + t + ") must be >= 0");
-        if (dIn <= 0 || dIn % 8 != 0) throw new IllegalArgumentException("NF4 kernel layout: d_in (" + dIn + ") must be a positive multiple of 8");
+        nf4RpDIn(dIn);
         MemorySegment out = scratch.get();
         check("p4j_nf4_rp_workspace", Peft4j.p4j_nf4_rp_workspace(t, dIn, out));
         return out.get(ValueLayout.JAVA_LONG, 0);
@@ -578,15 +578,7 @@ public final class CpuBackend implements Backend {
         if (y.dim(0) != x.dim(0)) throw new IllegalArgumentException("nf4MatmulRp: y " + y.describe() + " must have the rows of x " + x.describe());
         long t = x.dim(0), dIn = x.dim(1), dOut = y.dim(1);
         nf4RpStorage(blockSize, dIn, dOut, codes, scales);
-        long need = nf4RpWorkspace(t, dIn);
-        MemorySegment ws = workspace == null ? MemorySegment.NULL : workspace.segment();
-        if (need > 0) {
-            present("workspace", workspace);
-            if (workspace.dtype() != DType.U8 || workspace.numel() < need) {
-                throw new IllegalArgumentException("workspace " + workspace.describe() + " must be U8 with at least " + need
-                        + " elements (nf4RpWorkspace(" + t + ", " + dIn + "))");
-            }
-        }
+        MemorySegment ws = workspaceSegment(workspace, nf4RpWorkspace(t, dIn), DType.U8, "nf4RpWorkspace(" + t + ", " + dIn + ")");
         check("p4j_nf4_matmul_rp", Peft4j.p4j_nf4_matmul_rp(ctx(), t, dIn, dOut, blockSize, x.segment(), codes.segment(),
                 scales.segment(), ws, y.segment()));
     }
@@ -621,13 +613,22 @@ public final class CpuBackend implements Backend {
     }
 
     private MemorySegment nf4WorkspaceSegment(Tensor workspace, long t, long dIn, long dOut) {
-        long need = nf4Workspace(t, dIn, dOut);
+        return workspaceSegment(workspace, nf4Workspace(t, dIn, dOut), DType.F32, "nf4Workspace(" + t + ", " + dIn + ", " + dOut + ")");
+    }
+
+    /** A workspace of at least need elements of dtype (may be null when need is 0), as sizedBy gives. */
+    private static MemorySegment workspaceSegment(Tensor workspace, long need, DType dtype, String sizedBy) {
         if (need == 0) return workspace == null ? MemorySegment.NULL : workspace.segment();
-        f32("workspace", workspace);
-        if (workspace.numel() < need) {
-            throw new IllegalArgumentException("workspace " + workspace.describe() + " must have at least " + need + " elements");
+        present("workspace", workspace);
+        if (workspace.dtype() != dtype || workspace.numel() < need) {
+            throw new IllegalArgumentException("workspace " + workspace.describe() + " must be " + dtype + " with at least " + need
+                    + " elements (" + sizedBy + ")");
         }
         return workspace.segment();
+    }
+
+    private static void nf4RpDIn(long dIn) {
+        if (dIn <= 0 || dIn % 8 != 0) throw new IllegalArgumentException("NF4 kernel layout: d_in (" + dIn + ") must be a positive multiple of 8");
     }
 
     // ---- scaling (SSF, (IA)³, DoRA) ----
